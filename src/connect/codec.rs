@@ -1,0 +1,188 @@
+//! Message codecs: binary protobuf (`proto`) and proto3 JSON (`json`).
+
+use bytes::Bytes;
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::ConnectError;
+
+/// Everything a message type needs to travel over Connect. prost gives the
+/// binary codec, pbjson the JSON one; the blanket impl covers every generated type.
+pub trait RpcMessage: prost::Message + Default + Serialize + DeserializeOwned + Send + 'static {}
+impl<T> RpcMessage for T where T: prost::Message + Default + Serialize + DeserializeOwned + Send + 'static {}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    Proto,
+    Json,
+}
+
+impl Codec {
+    /// Codec of a unary request's `Content-Type` (`application/proto`,
+    /// `application/json`, optionally `; charset=utf-8`).
+    pub fn from_unary_content_type(ct: &str) -> Option<Codec> {
+        let (base, params) = split_params(ct);
+        match base.as_str() {
+            "application/proto" if params_ok(&params, false) => Some(Codec::Proto),
+            "application/json" if params_ok(&params, true) => Some(Codec::Json),
+            _ => None,
+        }
+    }
+
+    /// Codec of a streaming request's `Content-Type` (`application/connect+proto`
+    /// or `application/connect+json`).
+    pub fn from_stream_content_type(ct: &str) -> Option<Codec> {
+        let (base, params) = split_params(ct);
+        match base.as_str() {
+            "application/connect+proto" if params_ok(&params, false) => Some(Codec::Proto),
+            "application/connect+json" if params_ok(&params, true) => Some(Codec::Json),
+            _ => None,
+        }
+    }
+
+    pub fn unary_content_type(self) -> &'static str {
+        match self {
+            Codec::Proto => "application/proto",
+            Codec::Json => "application/json",
+        }
+    }
+
+    pub fn stream_content_type(self) -> &'static str {
+        match self {
+            Codec::Proto => "application/connect+proto",
+            Codec::Json => "application/connect+json",
+        }
+    }
+
+    pub fn encode<T: RpcMessage>(self, msg: &T) -> Result<Bytes, ConnectError> {
+        match self {
+            Codec::Proto => Ok(Bytes::from(msg.encode_to_vec())),
+            Codec::Json => serde_json::to_vec(msg)
+                .map(Bytes::from)
+                .map_err(|e| ConnectError::internal(format!("failed to encode response as JSON: {e}"))),
+        }
+    }
+
+    /// Decodes a request message. `what` names the RPC for error messages.
+    pub fn decode<T: RpcMessage>(self, body: &[u8], what: &str) -> Result<T, ConnectError> {
+        match self {
+            // A zero-length proto body is a valid empty message.
+            Codec::Proto => T::decode(body).map_err(|e| {
+                ConnectError::invalid_argument(format!("invalid binary protobuf body for {what}: {e}"))
+            }),
+            Codec::Json => decode_json(body, what),
+        }
+    }
+}
+
+/// Decodes proto3 JSON. Unknown fields are ignored and both json names and
+/// proto field names are accepted (pbjson). Beyond pbjson, an empty body is
+/// treated as `{}` (friendlier for curl) and `null` field values mean "default",
+/// as the proto3 JSON mapping says.
+pub fn decode_json<T: RpcMessage>(body: &[u8], what: &str) -> Result<T, ConnectError> {
+    let trimmed = body.iter().all(|b| b.is_ascii_whitespace());
+    if trimmed {
+        return Ok(T::default());
+    }
+    match serde_json::from_slice::<T>(body) {
+        Ok(v) => Ok(v),
+        Err(first) => {
+            // Retry without nulls; report the original error if that fails too.
+            if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) {
+                if strip_nulls(&mut value) {
+                    if let Ok(v) = serde_json::from_value::<T>(value) {
+                        return Ok(v);
+                    }
+                }
+            }
+            Err(ConnectError::invalid_argument(format!("invalid JSON body for {what}: {first}")))
+        }
+    }
+}
+
+/// Removes object members whose value is `null`, recursively. Returns whether
+/// anything was removed.
+fn strip_nulls(v: &mut serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Object(map) => {
+            let before = map.len();
+            map.retain(|_, v| !v.is_null());
+            let mut changed = map.len() != before;
+            for v in map.values_mut() {
+                changed |= strip_nulls(v);
+            }
+            changed
+        }
+        serde_json::Value::Array(items) => {
+            let mut changed = false;
+            for v in items.iter_mut() {
+                changed |= strip_nulls(v);
+            }
+            changed
+        }
+        _ => false,
+    }
+}
+
+fn split_params(ct: &str) -> (String, Vec<String>) {
+    let mut parts = ct.split(';');
+    let base = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    let params = parts.map(|p| p.trim().to_ascii_lowercase()).filter(|p| !p.is_empty()).collect();
+    (base, params)
+}
+
+fn params_ok(params: &[String], allow_charset: bool) -> bool {
+    params.iter().all(|p| allow_charset && p.replace(' ', "") == "charset=utf-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb::v1::{Config, GetOperationsRequest, OpSelector};
+
+    #[test]
+    fn content_types() {
+        assert_eq!(Codec::from_unary_content_type("application/json"), Some(Codec::Json));
+        assert_eq!(Codec::from_unary_content_type("Application/JSON; charset=utf-8"), Some(Codec::Json));
+        assert_eq!(Codec::from_unary_content_type("application/proto"), Some(Codec::Proto));
+        assert_eq!(Codec::from_unary_content_type("application/proto; charset=utf-8"), None);
+        assert_eq!(Codec::from_unary_content_type("application/connect+json"), None);
+        assert_eq!(Codec::from_unary_content_type("image/jpeg"), None);
+        assert_eq!(Codec::from_stream_content_type("application/connect+proto"), Some(Codec::Proto));
+        assert_eq!(Codec::from_stream_content_type("application/connect+json"), Some(Codec::Json));
+        assert_eq!(Codec::from_stream_content_type("application/json"), None);
+    }
+
+    #[test]
+    fn json_accepts_both_names_unknown_fields_and_nulls() {
+        let a: GetOperationsRequest =
+            decode_json(br#"{"selector":{"planId":"p"},"lastN":"5","extra":1}"#, "t").unwrap();
+        let b: GetOperationsRequest =
+            decode_json(br#"{"selector":{"plan_id":"p"},"last_n":5}"#, "t").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.selector.unwrap().plan_id.as_deref(), Some("p"));
+        let c: Config = decode_json(br#"{"instance":null,"repos":null,"modno":3}"#, "t").unwrap();
+        assert_eq!(c.modno, 3);
+        let d: OpSelector = decode_json(b"", "t").unwrap();
+        assert_eq!(d, OpSelector::default());
+    }
+
+    #[test]
+    fn malformed_json_names_the_problem() {
+        let err = decode_json::<Config>(br#"{"modno":"abc"}"#, "v1.Backrest/SetConfig").unwrap_err();
+        assert_eq!(err.code, crate::connect::Code::InvalidArgument);
+        assert!(err.message.contains("v1.Backrest/SetConfig"), "{}", err.message);
+        let err = decode_json::<Config>(br#"{"modno": 1"#, "x").unwrap_err();
+        assert!(err.message.contains("EOF") || err.message.contains("line"), "{}", err.message);
+    }
+
+    #[test]
+    fn proto_round_trip_and_empty_body() {
+        let cfg = Config { modno: 7, instance: "x".into(), ..Default::default() };
+        let bytes = Codec::Proto.encode(&cfg).unwrap();
+        let back: Config = Codec::Proto.decode(&bytes, "t").unwrap();
+        assert_eq!(back, cfg);
+        let empty: Config = Codec::Proto.decode(&[], "t").unwrap();
+        assert_eq!(empty, Config::default());
+        assert!(Codec::Proto.decode::<Config>(&[0xff, 0xff], "t").is_err());
+    }
+}

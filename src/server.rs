@@ -1,0 +1,115 @@
+//! Wiring: application state, the router, and the process lifecycle.
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::{Extension, Router};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{AuthenticationApi, BackrestApi, SyncStateApi};
+use crate::cli::Options;
+use crate::config::ConfigStore;
+use crate::connect::ShutdownSignal;
+use crate::datadir::{self, DataDirLock};
+use crate::logstore::LogStore;
+use crate::oplog::OpLog;
+use crate::pb::{v1, v1sync};
+
+pub struct AppInner {
+    pub options: Options,
+    pub config: ConfigStore,
+    pub oplog: OpLog,
+    pub logs: LogStore,
+    pub shutdown: ShutdownSignal,
+}
+
+/// Shared, cheaply clonable application state.
+#[derive(Clone)]
+pub struct AppState(pub Arc<AppInner>);
+
+impl Deref for AppState {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+/// No methods of its own: the bidi `Sync` RPC answers `unimplemented`.
+struct SyncPeerApi;
+impl v1sync::BackrestSyncService for SyncPeerApi {}
+
+/// The whole HTTP surface: every Connect service, then the web UI.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(v1::backrest_router(Arc::new(BackrestApi { state: state.clone() })))
+        .merge(v1::authentication_router(Arc::new(AuthenticationApi { state: state.clone() })))
+        .merge(v1sync::backrest_sync_state_service_router(Arc::new(SyncStateApi { state: state.clone() })))
+        .merge(v1sync::backrest_sync_service_router(Arc::new(SyncPeerApi)))
+        .merge(crate::web::routes(state.clone()))
+        .layer(Extension(state.shutdown.clone()))
+}
+
+/// Opens the data directory, config and stores. Holds the directory lock.
+pub async fn open_state(options: Options, shutdown: ShutdownSignal) -> anyhow::Result<(AppState, DataDirLock)> {
+    datadir::create_dir(&options.data_dir)?;
+    let lock = datadir::lock(&options.data_dir)?;
+    let config = ConfigStore::open(&options.config_file)
+        .with_context(|| format!("cannot load config {}", options.config_file.display()))?;
+    let oplog = OpLog::open(&options.data_dir.join("oplog.sqlite"))
+        .await
+        .context("cannot open the operation log")?;
+    let logs = LogStore::open(&options.data_dir.join("tasklogs")).await.context("cannot open the log store")?;
+    let state = AppState(Arc::new(AppInner { options, config, oplog, logs, shutdown }));
+    Ok((state, lock))
+}
+
+/// Runs the server until SIGINT/SIGTERM.
+pub async fn run(options: Options) -> anyhow::Result<()> {
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (state, _lock) = open_state(options, ShutdownSignal(shutdown_rx)).await?;
+    let addr: SocketAddr = state
+        .options
+        .bind_address
+        .parse()
+        .with_context(|| format!("invalid bind address {:?}", state.options.bind_address))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        config = %state.options.config_file.display(),
+        data = %state.options.data_dir.display(),
+        "starting backrest-rs {}", crate::VERSION
+    );
+    // A plain line on stdout, so scripts and tests can find the port.
+    println!("backrest-rs listening on http://{local}");
+
+    let router = app(state.clone());
+    let shutdown_signal = state.shutdown.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal.wait());
+    let server = tokio::spawn(async move { server.await });
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: finishing open requests");
+    let _ = shutdown_tx.send(true);
+    match tokio::time::timeout(Duration::from_secs(10), server).await {
+        Ok(r) => r??,
+        Err(_) => tracing::warn!("connections still open after 10s; exiting anyway"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
