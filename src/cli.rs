@@ -4,6 +4,7 @@
 //! `--data-dir X` and `--data-dir=X` are all the same flag; we accept each form.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
@@ -12,6 +13,8 @@ pub struct Options {
     pub bind_address: String,
     pub restic_cmd: Option<PathBuf>,
     pub webui_dir: Option<PathBuf>,
+    /// How often GetOperationEvents sends a keep-alive (Backrest: 60s).
+    pub keepalive_interval: Duration,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -32,6 +35,8 @@ Usage: backrest-rs [flags]
                        or ~/.local/share/backrest)
   -restic-cmd PATH     restic binary (env BACKREST_RESTIC_COMMAND)
   -webui-dir DIR       serve a built web UI from DIR (env BACKREST_WEBUI_DIR)
+  -keepalive-interval D  keep-alive period of event streams, e.g. 60s or 500ms
+                       (env BACKREST_KEEPALIVE_INTERVAL; default 60s)
   -version             print the version and exit
 
 Flags may be written with one or two dashes, and as -flag=value or -flag value.
@@ -65,7 +70,7 @@ where
                 }
                 flags.push((name, inline));
             }
-            "bind-address" | "config-file" | "data-dir" | "restic-cmd" | "webui-dir" => {
+            "bind-address" | "config-file" | "data-dir" | "restic-cmd" | "webui-dir" | "keepalive-interval" => {
                 let value = match inline {
                     Some(v) => v,
                     None => it.next().ok_or_else(|| format!("flag needs an argument: -{name}"))?,
@@ -110,7 +115,27 @@ where
     let bind_address = normalize_bind(&bind);
     let restic_cmd = flag("restic-cmd").or_else(|| nonempty_env("BACKREST_RESTIC_COMMAND")).map(PathBuf::from);
     let webui_dir = flag("webui-dir").or_else(|| nonempty_env("BACKREST_WEBUI_DIR")).map(PathBuf::from);
-    Ok(Command::Run(Options { config_file, data_dir, bind_address, restic_cmd, webui_dir }))
+    let keepalive_interval = match flag("keepalive-interval").or_else(|| nonempty_env("BACKREST_KEEPALIVE_INTERVAL")) {
+        Some(v) => parse_duration(&v).ok_or_else(|| format!("invalid duration {v:?} for -keepalive-interval (use e.g. 60s, 500ms, 2m)"))?,
+        None => Duration::from_secs(60),
+    };
+    Ok(Command::Run(Options { config_file, data_dir, bind_address, restic_cmd, webui_dir, keepalive_interval }))
+}
+
+/// A Go-style duration with one unit: `ms`, `s`, `m` or `h`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    (secs > 0.0 && secs.is_finite()).then(|| Duration::from_secs_f64(secs))
 }
 
 /// Go's listener takes `:9898` as "all interfaces"; Backrest also turns a
@@ -175,5 +200,15 @@ mod tests {
         assert!(parse(["-nope"], &env).unwrap_err().contains("not defined"));
         assert!(parse(["-data-dir"], &env).unwrap_err().contains("needs an argument"));
         assert!(parse(["stray"], &env).is_err());
+        assert!(parse(["-keepalive-interval", "soon"], &env).is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("60s"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0s"), None);
+        assert_eq!(parse_duration("5"), None);
     }
 }
