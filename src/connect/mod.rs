@@ -12,6 +12,9 @@ pub mod service;
 pub mod stream;
 pub mod unary;
 
+#[cfg(test)]
+mod tests;
+
 pub use codec::{Codec, RpcMessage};
 pub use context::{RequestContext, ShutdownSignal};
 pub use error::{Code, ConnectError};
