@@ -100,6 +100,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         Ok(r) => r??,
         Err(_) => tracing::warn!("connections still open after 10s; exiting anyway"),
     }
+    // Checkpoint the SQLite WAL files so the data dir is tidy for the next start.
+    state.oplog.close().await;
+    state.logs.close().await;
     tracing::info!("stopped");
     Ok(())
 }
