@@ -69,6 +69,9 @@ pub async fn open_state(options: Options, shutdown: ShutdownSignal) -> anyhow::R
 
 /// Runs the server until SIGINT/SIGTERM.
 pub async fn run(options: Options) -> anyhow::Result<()> {
+    // Install the handlers first: a SIGTERM that arrives while we start up
+    // must still mean "shut down cleanly", not the default instant death.
+    let signals = Signals::install()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (state, _lock) = open_state(options, ShutdownSignal(shutdown_rx)).await?;
     let addr: SocketAddr = state
@@ -93,7 +96,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal.wait());
     let server = tokio::spawn(async move { server.await });
 
-    wait_for_signal().await;
+    signals.wait().await;
     tracing::info!("shutting down: finishing open requests");
     let _ = shutdown_tx.send(true);
     match tokio::time::timeout(Duration::from_secs(10), server).await {
@@ -107,12 +110,24 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?,
+        })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {},
+            _ = self.int.recv() => {},
+        }
     }
 }
