@@ -148,3 +148,100 @@ async fn cleartext_http2_on_the_same_port() {
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
     assert_ne!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn gzip_timeouts_and_field_names_over_http() {
+    use backrest_rs::connect::compression::{gunzip, gzip};
+    let s = Server::start();
+    let c = client();
+    // Grow the config past the compression threshold.
+    let mut cfg: serde_json::Value = ok_json(&s, "/v1.Backrest/GetConfig", serde_json::json!({})).await;
+    cfg["instance"] = "gz".into();
+    cfg["repos"] = (0..20)
+        .map(|i| serde_json::json!({"id": format!("repo-{i}"), "uri": format!("/srv/restic/{i}"), "guid": "c".repeat(64), "password": "x"}))
+        .collect::<Vec<_>>()
+        .into();
+    // A gzip-compressed request body is accepted...
+    let r = c
+        .post(s.url("/v1.Backrest/SetConfig"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .header("accept-encoding", "gzip")
+        .body(gzip(cfg.to_string().as_bytes()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // ...and the response comes back gzip-compressed when asked for.
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let body = gunzip(&r.bytes().await.unwrap(), 1 << 20).unwrap();
+    let saved: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(saved["repos"].as_array().unwrap().len(), 20);
+    // Without Accept-Encoding: identity.
+    let r = c.post(s.url("/v1.Backrest/GetConfig")).header("content-type", "application/json").body("{}").send().await.unwrap();
+    assert!(r.headers().get("content-encoding").is_none());
+    // A bad gzip body is invalid_argument.
+    let r = c
+        .post(s.url("/v1.Backrest/GetConfig"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body("not gzip at all")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // Malformed Connect-Timeout-Ms: invalid_argument.
+    let r = c
+        .post(s.url("/v1.Backrest/GetConfig"))
+        .header("content-type", "application/json")
+        .header("connect-timeout-ms", "-5")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // A stream with a deadline ends with deadline_exceeded in its end-of-stream.
+    let resp = c
+        .post(s.url("/v1.Backrest/GetOperationEvents"))
+        .header("content-type", "application/connect+json")
+        .header("connect-timeout-ms", "300")
+        .body(backrest_rs::connect::envelope::encode(0, b"{}").to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let started = std::time::Instant::now();
+    let body = resp.bytes().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let frames = backrest_rs::connect::envelope::decode_all(body, 1 << 20).unwrap();
+    let end: serde_json::Value = serde_json::from_slice(&frames.last().unwrap().payload).unwrap();
+    assert_eq!(end["error"]["code"], "deadline_exceeded");
+
+    // Proto field names and unknown fields in a request are fine; a wrong type is not.
+    let (status, _) = call_json(&s, "/v1.Backrest/GetOperations", serde_json::json!({"selector": {"plan_id": "x"}, "last_n": 5, "futureField": true})).await;
+    assert_eq!(status, 200);
+    let (status, err) = call_json(&s, "/v1.Backrest/GetOperations", serde_json::json!({"lastN": {"nested": 1}})).await;
+    assert_eq!(status, 400);
+    assert_eq!(err["code"], "invalid_argument");
+    assert!(err["message"].as_str().unwrap().contains("GetOperations"), "{err}");
+}
+
+#[tokio::test]
+async fn server_streams_work_over_cleartext_http2() {
+    let s = ServerBuilder::new().arg("-keepalive-interval").arg("100ms").start();
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let resp = h2
+        .post(s.url("/v1.Backrest/GetOperationEvents"))
+        .header("content-type", "application/connect+json")
+        .header("connect-timeout-ms", "350")
+        .body(backrest_rs::connect::envelope::encode(0, b"{}").to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    let frames = backrest_rs::connect::envelope::decode_all(resp.bytes().await.unwrap(), 1 << 20).unwrap();
+    // Keep-alives, then the deadline's end-of-stream.
+    assert!(frames.len() >= 3, "{} frames", frames.len());
+    assert_eq!(frames[0].payload.as_ref(), br#"{"keepAlive":{}}"#);
+}
