@@ -15,6 +15,8 @@ pub struct Options {
     pub webui_dir: Option<PathBuf>,
     /// How often GetOperationEvents sends a keep-alive (Backrest: 60s).
     pub keepalive_interval: Duration,
+    /// How many tasks may run at once across repositories (one per repo).
+    pub max_parallel_tasks: usize,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -37,6 +39,8 @@ Usage: backrest-rs [flags]
   -webui-dir DIR       serve a built web UI from DIR (env BACKREST_WEBUI_DIR)
   -keepalive-interval D  keep-alive period of event streams, e.g. 60s or 500ms
                        (env BACKREST_KEEPALIVE_INTERVAL; default 60s)
+  -max-parallel-tasks N  tasks that may run at once, on different repos
+                       (env BACKREST_MAX_PARALLEL_TASKS; default 4; 1 = Backrest's behaviour)
   -version             print the version and exit
 
 Flags may be written with one or two dashes, and as -flag=value or -flag value.
@@ -70,7 +74,7 @@ where
                 }
                 flags.push((name, inline));
             }
-            "bind-address" | "config-file" | "data-dir" | "restic-cmd" | "webui-dir" | "keepalive-interval" => {
+            "bind-address" | "config-file" | "data-dir" | "restic-cmd" | "webui-dir" | "keepalive-interval" | "max-parallel-tasks" => {
                 let value = match inline {
                     Some(v) => v,
                     None => it.next().ok_or_else(|| format!("flag needs an argument: -{name}"))?,
@@ -119,7 +123,15 @@ where
         Some(v) => parse_duration(&v).ok_or_else(|| format!("invalid duration {v:?} for -keepalive-interval (use e.g. 60s, 500ms, 2m)"))?,
         None => Duration::from_secs(60),
     };
-    Ok(Command::Run(Options { config_file, data_dir, bind_address, restic_cmd, webui_dir, keepalive_interval }))
+    let max_parallel_tasks = match flag("max-parallel-tasks").or_else(|| nonempty_env("BACKREST_MAX_PARALLEL_TASKS")) {
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| format!("invalid value {v:?} for -max-parallel-tasks: use a whole number of at least 1"))?,
+        None => 4,
+    };
+    Ok(Command::Run(Options { config_file, data_dir, bind_address, restic_cmd, webui_dir, keepalive_interval, max_parallel_tasks }))
 }
 
 /// A Go-style duration with one unit: `ms`, `s`, `m` or `h`.

@@ -11,6 +11,7 @@ pub mod connect;
 pub mod datadir;
 pub mod logstore;
 pub mod oplog;
+pub mod orchestrator;
 pub mod restic;
 pub mod server;
 pub mod web;

@@ -17,13 +17,16 @@ use crate::connect::ShutdownSignal;
 use crate::datadir::{self, DataDirLock};
 use crate::logstore::LogStore;
 use crate::oplog::OpLog;
+use crate::orchestrator::Orchestrator;
+use crate::restic::Restic;
 use crate::pb::{v1, v1sync};
 
 pub struct AppInner {
     pub options: Options,
-    pub config: ConfigStore,
+    pub config: Arc<ConfigStore>,
     pub oplog: OpLog,
     pub logs: LogStore,
+    pub orchestrator: Orchestrator,
     pub shutdown: ShutdownSignal,
 }
 
@@ -63,7 +66,21 @@ pub async fn open_state(options: Options, shutdown: ShutdownSignal) -> anyhow::R
         .await
         .context("cannot open the operation log")?;
     let logs = LogStore::open(&options.data_dir.join("tasklogs")).await.context("cannot open the log store")?;
-    let state = AppState(Arc::new(AppInner { options, config, oplog, logs, shutdown }));
+    let interrupted_repos = crate::orchestrator::recovery::recover(&oplog).await.context("cannot recover unfinished operations")?;
+    let restic = match Restic::discover(options.restic_cmd.as_deref(), &options.data_dir).await {
+        Ok(r) => {
+            tracing::info!(path = %r.bin.display(), "using restic {}", r.version);
+            Ok(Arc::new(r))
+        }
+        Err(e) => {
+            tracing::warn!("{e}; backups and other restic operations will fail until restic is available");
+            Err(e)
+        }
+    };
+    let config = Arc::new(config);
+    let orchestrator = Orchestrator::new(config.clone(), oplog.clone(), logs.clone(), restic, options.max_parallel_tasks);
+    orchestrator.unlock_after_crash(interrupted_repos);
+    let state = AppState(Arc::new(AppInner { options, config, oplog, logs, orchestrator, shutdown }));
     Ok((state, lock))
 }
 
@@ -91,6 +108,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     // A plain line on stdout, so scripts and tests can find the port.
     println!("backrest-rs listening on http://{local}");
 
+    state.orchestrator.start(state.shutdown.clone()).await;
     let router = app(state.clone());
     let shutdown_signal = state.shutdown.clone();
     let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal.wait());
@@ -103,6 +121,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         Ok(r) => r??,
         Err(_) => tracing::warn!("connections still open after 10s; exiting anyway"),
     }
+    // Running tasks stop (restic gets SIGINT and removes its lock) and record
+    // how they ended before the stores close.
+    state.orchestrator.shutdown(Duration::from_secs(15)).await;
     // Checkpoint the SQLite WAL files so the data dir is tidy for the next start.
     state.oplog.close().await;
     state.logs.close().await;

@@ -2,9 +2,13 @@
 //! (see `connect::service`); every method not overridden here answers
 //! Connect `unimplemented`.
 
+pub mod backup;
 pub mod config;
 pub mod logs;
 pub mod operations;
+pub mod repos;
+pub mod snapshots;
+pub mod tasks;
 
 use crate::connect::{ConnectError, RequestContext, ServerStream};
 use crate::pb::{types, v1};
@@ -23,6 +27,58 @@ impl v1::Backrest for BackrestApi {
 
     async fn set_config(&self, _ctx: RequestContext, req: v1::Config) -> Result<v1::Config, ConnectError> {
         config::set_config(&self.state, req).await
+    }
+
+    async fn add_repo(&self, _ctx: RequestContext, req: v1::AddRepoRequest) -> Result<v1::Config, ConnectError> {
+        repos::add_repo(&self.state, req).await
+    }
+
+    async fn remove_repo(&self, _ctx: RequestContext, req: v1::RemoveRepoRequest) -> Result<v1::Config, ConnectError> {
+        repos::remove_repo(&self.state, req).await
+    }
+
+    async fn check_repo_exists(
+        &self,
+        _ctx: RequestContext,
+        req: v1::CheckRepoExistsRequest,
+    ) -> Result<v1::CheckRepoExistsResponse, ConnectError> {
+        repos::check_repo_exists(&self.state, req).await
+    }
+
+    async fn backup(&self, _ctx: RequestContext, req: v1::BackupRequest) -> Result<pbjson_types::Empty, ConnectError> {
+        backup::backup(&self.state, req).await
+    }
+
+    async fn list_snapshots(&self, _ctx: RequestContext, req: v1::ListSnapshotsRequest) -> Result<v1::ResticSnapshotList, ConnectError> {
+        snapshots::list_snapshots(&self.state, req).await
+    }
+
+    async fn list_snapshot_files(
+        &self,
+        _ctx: RequestContext,
+        req: v1::ListSnapshotFilesRequest,
+    ) -> Result<v1::ListSnapshotFilesResponse, ConnectError> {
+        snapshots::list_snapshot_files(&self.state, req).await
+    }
+
+    async fn do_repo_task(&self, _ctx: RequestContext, req: v1::DoRepoTaskRequest) -> Result<v1::ScheduleTaskResponse, ConnectError> {
+        tasks::do_repo_task(&self.state, req).await
+    }
+
+    async fn forget(&self, _ctx: RequestContext, req: v1::ForgetRequest) -> Result<v1::ScheduleTaskResponse, ConnectError> {
+        tasks::forget(&self.state, req).await
+    }
+
+    async fn restore(&self, _ctx: RequestContext, req: v1::RestoreSnapshotRequest) -> Result<v1::ScheduleTaskResponse, ConnectError> {
+        tasks::restore(&self.state, req).await
+    }
+
+    async fn run_command(&self, _ctx: RequestContext, req: v1::RunCommandRequest) -> Result<v1::RunCommandResponse, ConnectError> {
+        tasks::run_command(&self.state, req).await
+    }
+
+    async fn cancel(&self, _ctx: RequestContext, req: v1::CancelOperationRequest) -> Result<pbjson_types::Empty, ConnectError> {
+        tasks::cancel(&self.state, req).await
     }
 
     async fn get_operations(

@@ -355,7 +355,8 @@ impl LogWriter {
         self.write_sync(data)
     }
 
-    fn write_sync(&mut self, data: &[u8]) -> io::Result<()> {
+    /// Appends `data` without awaiting (for sync callbacks such as process output).
+    pub fn write_sync(&mut self, data: &[u8]) -> io::Result<()> {
         let file = self.file.as_mut().ok_or_else(|| io::Error::other("log writer is closed"))?;
         // Local files: small writes to the page cache, fine on an async
         // thread. Unbuffered, so readers see every byte once this returns.

@@ -1,0 +1,475 @@
+//! The orchestrator: queues tasks, runs them against restic, and records
+//! each as an operation.
+//!
+//! Unlike Backrest (one task at a time across the whole server), operations
+//! on different repositories run in parallel, up to a global cap; one
+//! repository still runs one task at a time. Config changes re-plan the
+//! recurring schedule but never drop work a user asked for. A task waiting
+//! in the queue can be cancelled, and whoever waits for it (the Backup RPC)
+//! is told at once.
+
+pub mod context;
+pub mod queue;
+pub mod recovery;
+pub mod schedule;
+pub mod task;
+pub mod tasks;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ConfigStore;
+use crate::connect::ShutdownSignal;
+use crate::logstore::LogStore;
+use crate::oplog::{OpLog, Query};
+use crate::pb::v1::{self, OperationStatus};
+use crate::restic::Restic;
+use context::{TASK_LOG_TTL, TaskContext, TaskLog};
+use queue::{Entry, Queue};
+pub use task::{Outcome, Task, TaskError, TaskKind, priority};
+
+#[derive(Clone)]
+pub struct Orchestrator(Arc<Inner>);
+
+struct Inner {
+    config: Arc<ConfigStore>,
+    oplog: OpLog,
+    logs: LogStore,
+    restic: Result<Arc<Restic>, String>,
+    max_parallel: usize,
+    sched: Mutex<Sched>,
+    wake: Notify,
+    /// Cancelled on server shutdown: running tasks stop, the loop exits.
+    stopping: CancellationToken,
+    /// Counts running tasks so shutdown can wait for them.
+    idle: Notify,
+}
+
+#[derive(Default)]
+struct Sched {
+    queue: Queue,
+    busy_repos: HashSet<String>,
+    running: HashMap<i64, RunningTask>,
+    running_count: usize,
+    generation: u64,
+}
+
+struct RunningTask {
+    cancel: CancellationToken,
+    by_user: Arc<AtomicBool>,
+}
+
+impl Orchestrator {
+    pub fn new(
+        config: Arc<ConfigStore>,
+        oplog: OpLog,
+        logs: LogStore,
+        restic: Result<Arc<Restic>, String>,
+        max_parallel: usize,
+    ) -> Orchestrator {
+        Orchestrator(Arc::new(Inner {
+            config,
+            oplog,
+            logs,
+            restic,
+            max_parallel: max_parallel.max(1),
+            sched: Mutex::new(Sched::default()),
+            wake: Notify::new(),
+            stopping: CancellationToken::new(),
+            idle: Notify::new(),
+        }))
+    }
+
+    pub fn oplog(&self) -> &OpLog {
+        &self.0.oplog
+    }
+
+    pub fn logs(&self) -> &LogStore {
+        &self.0.logs
+    }
+
+    pub fn config(&self) -> Arc<v1::Config> {
+        self.0.config.get()
+    }
+
+    /// The restic binary, or why there is none.
+    pub fn restic(&self) -> Result<Arc<Restic>, String> {
+        self.0.restic.clone()
+    }
+
+    /// Starts the worker loop and the config watcher, after scheduling the
+    /// current config's recurring tasks.
+    pub async fn start(&self, shutdown: ShutdownSignal) {
+        self.apply_config(self.config()).await;
+        let me = self.clone();
+        tokio::spawn(async move { me.run_loop().await });
+        let me = self.clone();
+        let mut changes = self.0.config.subscribe();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = me.0.stopping.cancelled() => break,
+                    changed = changes.changed() => {
+                        if changed.is_err() { break }
+                        let cfg = changes.borrow_and_update().clone();
+                        me.apply_config(cfg).await;
+                    }
+                }
+            }
+        });
+        let me = self.clone();
+        tokio::spawn(async move {
+            shutdown.wait().await;
+            me.0.stopping.cancel();
+        });
+    }
+
+    /// After a crash: `restic unlock` (stale locks only) on repos that had a
+    /// task running, in the background, before their next task.
+    pub fn unlock_after_crash(&self, repo_ids: HashSet<String>) {
+        if repo_ids.is_empty() {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let Ok(restic) = me.restic() else { return };
+            let cfg = me.config();
+            for id in repo_ids {
+                let Some(repo) = cfg.repos.iter().find(|r| r.id == id) else { continue };
+                let Ok(client) = crate::restic::RepoClient::new(restic.clone(), repo.clone()) else { continue };
+                match client.unlock(&CancellationToken::new(), &mut crate::restic::repo::discard()).await {
+                    Ok(()) => tracing::info!("removed stale locks of repo {id} after an unclean stop"),
+                    Err(e) => tracing::warn!("could not unlock repo {id} after an unclean stop: {e}"),
+                }
+            }
+        });
+    }
+
+    /// Stops running tasks (restic gets SIGINT and removes its lock) and
+    /// waits up to `grace` for them to record their outcome.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.0.stopping.cancel();
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let notified = self.0.idle.notified();
+            if self.0.sched.lock().unwrap().running_count == 0 {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                tracing::warn!("tasks still running at shutdown; they will be marked as interrupted at the next start");
+                return;
+            }
+        }
+    }
+
+    /// Re-plans the recurring schedule for `cfg`: drops queued recurring
+    /// tasks (and their PENDING operations) and schedules the new set. One-off
+    /// tasks stay queued.
+    pub async fn apply_config(&self, cfg: Arc<v1::Config>) {
+        let (dropped, generation) = {
+            let mut s = self.0.sched.lock().unwrap();
+            s.generation += 1;
+            (s.queue.remove_scheduled(), s.generation)
+        };
+        let ids: Vec<i64> = dropped.iter().filter_map(|e| e.op_id).collect();
+        if !ids.is_empty() {
+            if let Err(e) = self.0.oplog.delete(&ids).await {
+                tracing::warn!("removing re-planned pending operations: {e}");
+            }
+        }
+        let mut recurring = vec![(Task { kind: TaskKind::CollectGarbage, repo_id: None, scheduled: true, flow_id: 0 }, priority::DEFAULT)];
+        for plan in &cfg.plans {
+            recurring.push((
+                Task { kind: TaskKind::Backup { plan_id: plan.id.clone(), dry_run: false }, repo_id: Some(plan.repo.clone()), scheduled: true, flow_id: 0 },
+                priority::DEFAULT,
+            ));
+        }
+        for repo in cfg.repos.iter().filter(|r| r.origin_instance_id.is_empty()) {
+            for (kind, prio) in [(TaskKind::Prune, priority::PRUNE), (TaskKind::Check, priority::CHECK), (TaskKind::RepoForget, priority::FORGET)] {
+                recurring.push((Task { kind, repo_id: Some(repo.id.clone()), scheduled: true, flow_id: 0 }, prio));
+            }
+        }
+        for (task, prio) in recurring {
+            if let Err(e) = self.schedule_next(task.clone(), prio, generation, &cfg).await {
+                tracing::warn!("cannot schedule {}: {e}", task.name());
+            }
+        }
+        self.0.wake.notify_one();
+    }
+
+    /// Computes a recurring task's next run and queues it.
+    async fn schedule_next(&self, task: Task, prio: u32, generation: u64, cfg: &v1::Config) -> Result<(), TaskError> {
+        let now = Utc::now();
+        let Some(run_at) = tasks::next_run(self, &task, cfg, now).await? else { return Ok(()) };
+        self.enqueue(task, prio, run_at, generation, vec![], cfg).await.map(|_| ())
+    }
+
+    /// Queues a one-off task to run now. Returns its operation id (0 when
+    /// the task has no operation).
+    pub async fn schedule_now(&self, task: Task, prio: u32) -> Result<i64, TaskError> {
+        let cfg = self.config();
+        self.enqueue(task, prio, Utc::now(), 0, vec![], &cfg).await
+    }
+
+    /// Queues a one-off task to run now and returns a receiver for its outcome.
+    pub async fn schedule_and_wait(&self, task: Task, prio: u32) -> Result<(i64, oneshot::Receiver<Outcome>), TaskError> {
+        let (tx, rx) = oneshot::channel();
+        let cfg = self.config();
+        let id = self.enqueue(task, prio, Utc::now(), 0, vec![tx], &cfg).await?;
+        Ok((id, rx))
+    }
+
+    async fn enqueue(
+        &self,
+        task: Task,
+        prio: u32,
+        run_at: DateTime<Utc>,
+        generation: u64,
+        waiters: Vec<oneshot::Sender<Outcome>>,
+        cfg: &v1::Config,
+    ) -> Result<i64, TaskError> {
+        let mut op_id = None;
+        if let Some(op) = tasks::prototype(&task, cfg, run_at)? {
+            let added = self.0.oplog.add(vec![op]).await?;
+            op_id = added.first().map(|o| o.id);
+        }
+        self.0.sched.lock().unwrap().queue.push(Entry { seq: 0, run_at, priority: prio, task, op_id, generation, waiters });
+        self.0.wake.notify_one();
+        Ok(op_id.unwrap_or(0))
+    }
+
+    /// Runs a task right away, outside the queue (RunCommand): it records an
+    /// operation and can be cancelled like any other, but doesn't wait for
+    /// the repo's queue. Returns the operation id and the outcome.
+    pub async fn run_now(&self, task: Task) -> Result<(i64, Outcome), TaskError> {
+        let cfg = self.config();
+        let op = tasks::prototype(&task, &cfg, Utc::now())?;
+        let op_id = match op {
+            Some(op) => self.0.oplog.add(vec![op]).await?.first().map(|o| o.id),
+            None => None,
+        };
+        let cancel = self.0.stopping.child_token();
+        let by_user = Arc::new(AtomicBool::new(false));
+        if let Some(id) = op_id {
+            self.0.sched.lock().unwrap().running.insert(id, RunningTask { cancel: cancel.clone(), by_user: by_user.clone() });
+        }
+        let (_, outcome) = self.run_task(&task, op_id, cancel, &by_user).await;
+        if let Some(id) = op_id {
+            self.0.sched.lock().unwrap().running.remove(&id);
+        }
+        Ok((op_id.unwrap_or(0), outcome))
+    }
+
+    /// Cancels a queued or running operation. A queued one is marked
+    /// USER_CANCELLED at once (its waiters hear so); a running one is
+    /// stopped and records USER_CANCELLED when it ends. Unknown ids are a no-op.
+    pub async fn cancel(&self, op_id: i64) -> Result<(), TaskError> {
+        let (queued, running) = {
+            let mut s = self.0.sched.lock().unwrap();
+            let queued = s.queue.remove_op(op_id);
+            let running = s.running.get(&op_id).map(|r| (r.cancel.clone(), r.by_user.clone()));
+            (queued, running)
+        };
+        if let Some(entry) = queued {
+            if let Some(mut op) = self.0.oplog.get(op_id).await? {
+                op.status = OperationStatus::StatusUserCancelled as i32;
+                op.unix_time_end_ms = Utc::now().timestamp_millis();
+                op.display_message = "cancelled by user request before it started".into();
+                self.0.oplog.update(vec![op]).await?;
+            }
+            for w in entry.waiters {
+                let _ = w.send(Outcome::Cancelled("the operation was cancelled before it started".into()));
+            }
+            if entry.task.scheduled {
+                let generation = self.0.sched.lock().unwrap().generation;
+                if entry.generation == generation {
+                    let cfg = self.config();
+                    self.schedule_next(entry.task, entry.priority, generation, &cfg).await?;
+                }
+            }
+            return Ok(());
+        }
+        if let Some((cancel, by_user)) = running {
+            by_user.store(true, Ordering::SeqCst);
+            cancel.cancel();
+        }
+        Ok(())
+    }
+
+    async fn run_loop(self) {
+        loop {
+            if self.0.stopping.is_cancelled() {
+                break;
+            }
+            let now = Utc::now();
+            let mut started = Vec::new();
+            let next_due = {
+                let mut s = self.0.sched.lock().unwrap();
+                while s.running_count < self.0.max_parallel {
+                    let busy = s.busy_repos.clone();
+                    let Some(entry) = s.queue.pop_ready(now, &busy) else { break };
+                    if let Some(r) = &entry.task.repo_id {
+                        s.busy_repos.insert(r.clone());
+                    }
+                    s.running_count += 1;
+                    let cancel = self.0.stopping.child_token();
+                    let by_user = Arc::new(AtomicBool::new(false));
+                    if let Some(id) = entry.op_id {
+                        s.running.insert(id, RunningTask { cancel: cancel.clone(), by_user: by_user.clone() });
+                    }
+                    started.push((entry, cancel, by_user));
+                }
+                s.queue.next_due_after(now)
+            };
+            for (entry, cancel, by_user) in started {
+                let me = self.clone();
+                tokio::spawn(async move { me.run_entry(entry, cancel, by_user).await });
+            }
+            // Wake for new work, a finished task, the next due time, or at
+            // least every minute (clock changes).
+            let sleep_for = next_due
+                .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+                .unwrap_or(Duration::from_secs(60))
+                .min(Duration::from_secs(60));
+            tokio::select! {
+                _ = self.0.wake.notified() => {}
+                _ = tokio::time::sleep(sleep_for) => {}
+                _ = self.0.stopping.cancelled() => {}
+            }
+        }
+    }
+
+    async fn run_entry(&self, entry: Entry, cancel: CancellationToken, by_user: Arc<AtomicBool>) {
+        let Entry { task, op_id, waiters, generation, priority: prio, .. } = entry;
+        let outcome = self.run_task(&task, op_id, cancel, &by_user).await;
+        let (followups, outcome) = outcome;
+        {
+            let mut s = self.0.sched.lock().unwrap();
+            if let Some(r) = &task.repo_id {
+                s.busy_repos.remove(r);
+            }
+            if let Some(id) = op_id {
+                s.running.remove(&id);
+            }
+            s.running_count -= 1;
+        }
+        self.0.idle.notify_waiters();
+        if !self.0.stopping.is_cancelled() {
+            let cfg = self.config();
+            for (t, p) in followups {
+                if let Err(e) = self.enqueue(t.clone(), p, Utc::now(), 0, vec![], &cfg).await {
+                    tracing::warn!("cannot queue {}: {e}", t.name());
+                }
+            }
+            let current = self.0.sched.lock().unwrap().generation;
+            if task.scheduled && generation == current {
+                if let Err(e) = self.schedule_next(task.clone(), prio, generation, &cfg).await {
+                    tracing::warn!("cannot schedule the next {}: {e}", task.name());
+                }
+            }
+        }
+        for w in waiters {
+            let _ = w.send(outcome.clone());
+        }
+        self.0.wake.notify_one();
+    }
+
+    /// Runs one task and records its operation's lifecycle: INPROGRESS with
+    /// a live log, then SUCCESS / WARNING / ERROR / USER_CANCELLED.
+    async fn run_task(&self, task: &Task, op_id: Option<i64>, cancel: CancellationToken, by_user: &AtomicBool) -> (Vec<(Task, u32)>, Outcome) {
+        let config = self.config();
+        let mut op = match op_id {
+            Some(id) => match self.0.oplog.get(id).await {
+                Ok(Some(op)) => Some(op),
+                Ok(None) => return (vec![], Outcome::Cancelled(format!("operation {id} was deleted before it ran"))),
+                Err(e) => return (vec![], Outcome::Failed(format!("operation log: {e}"))),
+            },
+            None => None,
+        };
+        let mut log = TaskLog::default();
+        if let Some(o) = op.as_mut() {
+            let log_id = format!("t-{}", uuid::Uuid::new_v4().simple());
+            match self.0.logs.create(&log_id, o.id, Some(TASK_LOG_TTL)).await {
+                Ok(w) => {
+                    log = TaskLog::new(w);
+                    o.logref = log_id;
+                }
+                Err(e) => tracing::warn!("cannot create a task log: {e}"),
+            }
+            o.unix_time_start_ms = Utc::now().timestamp_millis();
+            o.status = OperationStatus::StatusInprogress as i32;
+            match self.0.oplog.update(vec![o.clone()]).await {
+                Ok(mut v) => op = v.pop(),
+                Err(e) => return (vec![], Outcome::Failed(format!("operation log: {e}"))),
+            }
+        }
+        log.line(&format!("starting {}", task.name()));
+        let mut ctx = TaskContext { orch: self.clone(), task: task.clone(), op, cancel: cancel.clone(), log: log.clone(), config, followups: vec![] };
+        let result = tasks::run(&mut ctx).await;
+        let user_cancelled = by_user.load(Ordering::SeqCst);
+        let interrupted = cancel.is_cancelled() && !user_cancelled;
+        let outcome = match &result {
+            Ok(()) => match ctx.op.as_ref().map(|o| o.status) {
+                Some(s) if s == OperationStatus::StatusWarning as i32 => {
+                    Outcome::Warning(ctx.op.as_ref().unwrap().display_message.clone())
+                }
+                _ => Outcome::Success,
+            },
+            Err(e) if user_cancelled => Outcome::Cancelled(format!("{e}\n\nnote: task was cancelled by user request")),
+            Err(e) if interrupted => Outcome::Failed(format!("{e}\n\nnote: task was interrupted by server shutdown")),
+            Err(e) => Outcome::Failed(e.to_string()),
+        };
+        match &outcome {
+            Outcome::Success | Outcome::Warning(_) => log.line("finished"),
+            Outcome::Failed(m) | Outcome::Cancelled(m) => log.line(&format!("failed: {m}")),
+        }
+        if let Some(mut o) = ctx.op.take() {
+            o.unix_time_end_ms = Utc::now().timestamp_millis();
+            match &outcome {
+                Outcome::Success => {
+                    if o.status == OperationStatus::StatusInprogress as i32 {
+                        o.status = OperationStatus::StatusSuccess as i32;
+                    }
+                }
+                Outcome::Warning(_) => {}
+                Outcome::Failed(m) => {
+                    o.status = OperationStatus::StatusError as i32;
+                    o.display_message = join_message(m, &o.display_message);
+                }
+                Outcome::Cancelled(m) => {
+                    o.status = OperationStatus::StatusUserCancelled as i32;
+                    o.display_message = join_message(m, &o.display_message);
+                }
+            }
+            if let Err(e) = self.0.oplog.update(vec![o]).await {
+                tracing::error!("cannot record the end of {}: {e}", task.name());
+            }
+        }
+        log.close().await;
+        let followups = if outcome.is_ok() { std::mem::take(&mut ctx.followups) } else { vec![] };
+        (followups, outcome)
+    }
+
+    /// Operations of this repo and plan, newest start first (for schedules).
+    pub async fn recent_ops(&self, guid: &str, plan_id: &str, instance: &str, n: i64) -> Result<Vec<v1::Operation>, TaskError> {
+        let q = Query::all().repo_guid(guid).plan_id(plan_id).instance_id(instance).last_n(n);
+        let mut ops = self.0.oplog.query(&q).await?;
+        ops.sort_by_key(|o| std::cmp::Reverse((o.unix_time_start_ms, o.id)));
+        Ok(ops)
+    }
+
+    /// Queued tasks (for tests and diagnostics): (name, op id, run at).
+    pub fn queued(&self) -> Vec<(String, Option<i64>, DateTime<Utc>)> {
+        self.0.sched.lock().unwrap().queue.iter().map(|e| (e.task.name(), e.op_id, e.run_at)).collect()
+    }
+}
+
+fn join_message(err: &str, previous: &str) -> String {
+    if previous.is_empty() { err.to_string() } else { format!("{err}\n\n{previous}") }
+}
