@@ -49,7 +49,15 @@ struct Inner {
     stopping: CancellationToken,
     /// Counts running tasks so shutdown can wait for them.
     idle: Notify,
+    /// Per repo: when the snapshot index was last brought up to date, if
+    /// nothing that changes snapshots has run on the repo since.
+    index_fresh: Mutex<HashMap<String, std::time::Instant>>,
 }
+
+/// How long a snapshot index is trusted without asking restic again. Other
+/// machines may write to a shared repository; this bounds how stale
+/// ListSnapshots can be for their snapshots.
+pub const INDEX_TRUST: Duration = Duration::from_secs(600);
 
 #[derive(Default)]
 struct Sched {
@@ -83,6 +91,7 @@ impl Orchestrator {
             wake: Notify::new(),
             stopping: CancellationToken::new(),
             idle: Notify::new(),
+            index_fresh: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -410,8 +419,23 @@ impl Orchestrator {
             }
         }
         log.line(&format!("starting {}", task.name()));
+        let changes_snapshots = matches!(
+            task.kind,
+            TaskKind::Backup { dry_run: false, .. }
+                | TaskKind::Forget { .. }
+                | TaskKind::RepoForget
+                | TaskKind::ForgetSnapshot { .. }
+                | TaskKind::Prune
+                | TaskKind::RunCommand { .. }
+        );
+        if let (true, Some(r)) = (changes_snapshots, &task.repo_id) {
+            self.mark_index(r, false);
+        }
         let mut ctx = TaskContext { orch: self.clone(), task: task.clone(), op, cancel: cancel.clone(), log: log.clone(), config, followups: vec![] };
         let result = tasks::run(&mut ctx).await;
+        if let (TaskKind::IndexSnapshots, Some(r), Ok(())) = (&task.kind, &task.repo_id, &result) {
+            self.mark_index(r, true);
+        }
         let user_cancelled = by_user.load(Ordering::SeqCst);
         let interrupted = cancel.is_cancelled() && !user_cancelled;
         let outcome = match &result {
@@ -462,6 +486,21 @@ impl Orchestrator {
         let mut ops = self.0.oplog.query(&q).await?;
         ops.sort_by_key(|o| std::cmp::Reverse((o.unix_time_start_ms, o.id)));
         Ok(ops)
+    }
+
+    /// Whether the snapshot index of `repo_id` can answer ListSnapshots
+    /// without asking restic.
+    pub fn index_is_current(&self, repo_id: &str) -> bool {
+        self.0.index_fresh.lock().unwrap().get(repo_id).is_some_and(|t| t.elapsed() < INDEX_TRUST)
+    }
+
+    fn mark_index(&self, repo_id: &str, fresh: bool) {
+        let mut m = self.0.index_fresh.lock().unwrap();
+        if fresh {
+            m.insert(repo_id.to_string(), std::time::Instant::now());
+        } else {
+            m.remove(repo_id);
+        }
     }
 
     /// Queued tasks (for tests and diagnostics): (name, op id, run at).

@@ -61,6 +61,16 @@ impl Invocation {
         // (ssh, rclone), and a Ctrl-C on the server's terminal doesn't.
         cmd.process_group(0);
         cmd.kill_on_drop(true);
+        // If the server dies without stopping it (kill -9, crash), the child
+        // gets SIGINT — restic's "clean up and remove your lock" signal —
+        // instead of running on orphaned, holding the repository's lock.
+        // SAFETY: prctl is async-signal-safe and touches only this process.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT as libc::c_ulong);
+                Ok(())
+            });
+        }
         cmd
     }
 }
