@@ -181,6 +181,7 @@ impl Orchestrator {
     /// tasks (and their PENDING operations) and schedules the new set. One-off
     /// tasks stay queued.
     pub async fn apply_config(&self, cfg: Arc<v1::Config>) {
+        self.auto_initialize(&cfg);
         let (dropped, generation) = {
             let mut s = self.0.sched.lock().unwrap();
             s.generation += 1;
@@ -193,13 +194,14 @@ impl Orchestrator {
             }
         }
         let mut recurring = vec![(Task { kind: TaskKind::CollectGarbage, repo_id: None, scheduled: true, flow_id: 0 }, priority::DEFAULT)];
-        for plan in &cfg.plans {
+        let initialized = |repo_id: &str| cfg.repos.iter().any(|r| r.id == repo_id && !r.guid.is_empty());
+        for plan in cfg.plans.iter().filter(|p| initialized(&p.repo)) {
             recurring.push((
                 Task { kind: TaskKind::Backup { plan_id: plan.id.clone(), dry_run: false }, repo_id: Some(plan.repo.clone()), scheduled: true, flow_id: 0 },
                 priority::DEFAULT,
             ));
         }
-        for repo in cfg.repos.iter().filter(|r| r.origin_instance_id.is_empty()) {
+        for repo in cfg.repos.iter().filter(|r| r.origin_instance_id.is_empty() && !r.guid.is_empty()) {
             for (kind, prio) in [(TaskKind::Prune, priority::PRUNE), (TaskKind::Check, priority::CHECK), (TaskKind::RepoForget, priority::FORGET)] {
                 recurring.push((Task { kind, repo_id: Some(repo.id.clone()), scheduled: true, flow_id: 0 }, prio));
             }
@@ -210,6 +212,70 @@ impl Orchestrator {
             }
         }
         self.0.wake.notify_one();
+    }
+
+    /// Repos with `autoInitialize` and no guid yet: initialize them with
+    /// restic (or adopt the repository already there) and record the guid.
+    /// Runs in the background; the config write re-plans once it is done.
+    /// Unlike Backrest, a failure doesn't stop the server: it is logged and
+    /// retried at the next config change or start.
+    fn auto_initialize(&self, cfg: &v1::Config) {
+        let pending: Vec<v1::Repo> = cfg.repos.iter().filter(|r| r.auto_initialize && r.guid.is_empty()).cloned().collect();
+        if pending.is_empty() {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let Ok(restic) = me.restic() else {
+                tracing::error!("cannot auto-initialize repos: restic is not available");
+                return;
+            };
+            let mut guids = Vec::new();
+            for repo in pending {
+                let Ok(client) = crate::restic::RepoClient::new(restic.clone(), repo.clone()) else { continue };
+                let cancel = CancellationToken::new();
+                let mut sink = crate::restic::repo::discard();
+                let init = async {
+                    match client.cat_config(&cancel, &mut sink).await {
+                        Ok(c) => Ok(c),
+                        Err(e) if e.kind == crate::restic::ErrorKind::RepoNotFound => client.init(&cancel, &mut sink).await,
+                        Err(e) => Err(e),
+                    }
+                };
+                match tokio::time::timeout(Duration::from_secs(60), init).await {
+                    Ok(Ok(c)) if c.id.len() >= 64 => {
+                        tracing::info!("auto-initialized repo {}", repo.id);
+                        guids.push((repo.id.clone(), c.id[..64].to_string()));
+                    }
+                    Ok(Ok(c)) => tracing::error!("auto-initialize repo {}: unexpected repository id {:?}", repo.id, c.id),
+                    Ok(Err(e)) => tracing::error!("auto-initialize repo {}: {e}", repo.id),
+                    Err(_) => {
+                        cancel.cancel();
+                        tracing::error!("auto-initialize repo {}: restic did not finish within 60s", repo.id);
+                    }
+                }
+            }
+            if guids.is_empty() {
+                return;
+            }
+            let result = me
+                .0
+                .config
+                .transform(move |mut cfg| {
+                    for (id, guid) in &guids {
+                        if let Some(r) = cfg.repos.iter_mut().find(|r| &r.id == id && r.guid.is_empty()) {
+                            r.guid = guid.clone();
+                            r.auto_initialize = false;
+                        }
+                    }
+                    cfg.modno += 1;
+                    Ok(Some(cfg))
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::error!("saving auto-initialized repos: {e}");
+            }
+        });
     }
 
     /// Computes a recurring task's next run and queues it.

@@ -58,6 +58,11 @@ pub fn prototype(task: &Task, cfg: &v1::Config, run_at: DateTime<Utc>) -> Result
         .iter()
         .find(|r| r.id == repo_id)
         .ok_or_else(|| TaskError(format!("repo \"{repo_id}\" not found in the config")))?;
+    if repo.guid.is_empty() {
+        return Err(TaskError(format!(
+            "repo \"{repo_id}\" has no guid yet: it is waiting to be initialized (autoInitialize), or add it with AddRepo"
+        )));
+    }
     if cfg.instance.is_empty() {
         return Err(TaskError(
             "the instance ID is not set: set it in the settings (config field `instance`) before running tasks".into(),
