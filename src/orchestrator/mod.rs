@@ -207,7 +207,7 @@ impl Orchestrator {
             }
         }
         for (task, prio) in recurring {
-            if let Err(e) = self.schedule_next(task.clone(), prio, generation, &cfg).await {
+            if let Err(e) = self.schedule_next(task.clone(), prio, generation, &cfg, false).await {
                 tracing::warn!("cannot schedule {}: {e}", task.name());
             }
         }
@@ -279,9 +279,9 @@ impl Orchestrator {
     }
 
     /// Computes a recurring task's next run and queues it.
-    async fn schedule_next(&self, task: Task, prio: u32, generation: u64, cfg: &v1::Config) -> Result<(), TaskError> {
+    async fn schedule_next(&self, task: Task, prio: u32, generation: u64, cfg: &v1::Config, after_run: bool) -> Result<(), TaskError> {
         let now = Utc::now();
-        let Some(run_at) = tasks::next_run(self, &task, cfg, now).await? else { return Ok(()) };
+        let Some(run_at) = tasks::next_run(self, &task, cfg, now, after_run).await? else { return Ok(()) };
         self.enqueue(task, prio, run_at, generation, vec![], cfg).await.map(|_| ())
     }
 
@@ -365,7 +365,7 @@ impl Orchestrator {
                 let generation = self.0.sched.lock().unwrap().generation;
                 if entry.generation == generation {
                     let cfg = self.config();
-                    self.schedule_next(entry.task, entry.priority, generation, &cfg).await?;
+                    self.schedule_next(entry.task, entry.priority, generation, &cfg, true).await?;
                 }
             }
             return Ok(());
@@ -444,7 +444,7 @@ impl Orchestrator {
             }
             let current = self.0.sched.lock().unwrap().generation;
             if task.scheduled && generation == current {
-                if let Err(e) = self.schedule_next(task.clone(), prio, generation, &cfg).await {
+                if let Err(e) = self.schedule_next(task.clone(), prio, generation, &cfg, true).await {
                     tracing::warn!("cannot schedule the next {}: {e}", task.name());
                 }
             }

@@ -101,10 +101,12 @@ fn op_kind_matches(op: &v1::Operation, kind: &TaskKind) -> bool {
 }
 
 /// When a recurring task runs next (None: never).
-pub async fn next_run(orch: &Orchestrator, task: &Task, cfg: &v1::Config, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, TaskError> {
+/// `after_run`: the task has just run (rather than being planned afresh).
+pub async fn next_run(orch: &Orchestrator, task: &Task, cfg: &v1::Config, now: DateTime<Utc>, after_run: bool) -> Result<Option<DateTime<Utc>>, TaskError> {
     if task.kind == TaskKind::CollectGarbage {
-        // Shortly after every (re)plan, then daily.
-        return Ok(Some(now + chrono::Duration::seconds(1)));
+        // A second after every (re)plan, then daily.
+        let delay = if after_run { chrono::Duration::hours(24) } else { chrono::Duration::seconds(1) };
+        return Ok(Some(now + delay));
     }
     let repo_id = task.repo_id.clone().unwrap_or_default();
     let Some(repo) = cfg.repos.iter().find(|r| r.id == repo_id) else {
