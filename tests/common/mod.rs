@@ -253,3 +253,25 @@ impl StreamReader {
         }
     }
 }
+
+/// Reads a whole log (`GetLogs`, JSON codec) as text: the stream ends when
+/// the log is complete (a log still being written is followed live).
+pub async fn read_log(s: &Server, logref: &str) -> String {
+    let payload = serde_json::to_vec(&serde_json::json!({ "ref": logref })).unwrap();
+    let mut stream = StreamReader::open(s, "/v1.Backrest/GetLogs", true, payload).await;
+    let mut bytes = Vec::new();
+    loop {
+        match stream.next(Duration::from_secs(30)).await {
+            Some(Frame::Message(m)) => {
+                let chunk: backrest_rs::pb::types::BytesValue = serde_json::from_slice(&m).expect("BytesValue JSON");
+                bytes.extend_from_slice(&chunk.value);
+            }
+            Some(Frame::End(v)) => {
+                assert!(v.get("error").is_none(), "GetLogs({logref}) ended with an error: {v}");
+                break;
+            }
+            None => panic!("GetLogs({logref}) ended without end-of-stream"),
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
