@@ -25,8 +25,10 @@ pub async fn run_repo(ctx: &mut TaskContext) -> Result<(), TaskError> {
         return Err(TaskError(format!("repo \"{}\" has no forget policy configured", repo.id)));
     };
     apply(ctx, retention, vec!["--group-by".into(), "tags".into()]).await?;
-    let repo_id = ctx.repo_id().to_string();
-    ctx.followup(Task::oneoff(TaskKind::Stats, &repo_id), priority::STATS);
+    if super::stats::followup_due(ctx).await? {
+        let repo_id = ctx.repo_id().to_string();
+        ctx.followup(Task::oneoff(TaskKind::Stats, &repo_id), priority::STATS);
+    }
     Ok(())
 }
 

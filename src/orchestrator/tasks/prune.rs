@@ -28,8 +28,10 @@ pub async fn run(ctx: &mut TaskContext) -> Result<(), TaskError> {
     let result = client.prune(Some(max_unused(repo.prune_policy.as_ref())), &ctx.cancel, &mut sink).await;
     out.close().await;
     result.map_err(|e| TaskError(format!("prune: {e}")))?;
-    let repo_id = ctx.repo_id().to_string();
-    ctx.followup(Task::oneoff(TaskKind::Stats, &repo_id), priority::STATS);
+    if super::stats::followup_due(ctx).await? {
+        let repo_id = ctx.repo_id().to_string();
+        ctx.followup(Task::oneoff(TaskKind::Stats, &repo_id), priority::STATS);
+    }
     Ok(())
 }
 
