@@ -145,17 +145,24 @@ impl Orchestrator {
         if repo_ids.is_empty() {
             return;
         }
+        // The repos count as busy until their unlock is done, so their next
+        // task can't start while it runs.
+        self.0.sched.lock().unwrap().busy_repos.extend(repo_ids.iter().cloned());
         let me = self.clone();
         tokio::spawn(async move {
-            let Ok(restic) = me.restic() else { return };
+            let restic = me.restic();
             let cfg = me.config();
             for id in repo_ids {
-                let Some(repo) = cfg.repos.iter().find(|r| r.id == id) else { continue };
-                let Ok(client) = crate::restic::RepoClient::new(restic.clone(), repo.clone()) else { continue };
-                match client.unlock(&CancellationToken::new(), &mut crate::restic::repo::discard()).await {
-                    Ok(()) => tracing::info!("removed stale locks of repo {id} after an unclean stop"),
-                    Err(e) => tracing::warn!("could not unlock repo {id} after an unclean stop: {e}"),
+                if let (Ok(restic), Some(repo)) = (&restic, cfg.repos.iter().find(|r| r.id == id)) {
+                    if let Ok(client) = crate::restic::RepoClient::new(restic.clone(), repo.clone()) {
+                        match client.unlock(&CancellationToken::new(), &mut crate::restic::repo::discard()).await {
+                            Ok(()) => tracing::info!("ran `restic unlock` on repo {id} after an unclean stop (stale locks only)"),
+                            Err(e) => tracing::warn!("could not unlock repo {id} after an unclean stop: {e}"),
+                        }
+                    }
                 }
+                me.0.sched.lock().unwrap().busy_repos.remove(&id);
+                me.0.wake.notify_one();
             }
         });
     }
@@ -309,6 +316,9 @@ impl Orchestrator {
         waiters: Vec<oneshot::Sender<Outcome>>,
         cfg: &v1::Config,
     ) -> Result<i64, TaskError> {
+        if self.0.stopping.is_cancelled() {
+            return Err(TaskError("the server is shutting down".into()));
+        }
         let mut op_id = None;
         if let Some(op) = tasks::prototype(&task, cfg, run_at)? {
             let added = self.0.oplog.add(vec![op]).await?;
@@ -380,6 +390,15 @@ impl Orchestrator {
     async fn run_loop(self) {
         loop {
             if self.0.stopping.is_cancelled() {
+                // Shutting down: queued work won't run in this process. Its
+                // waiters hear so now (the Backup RPC answers instead of
+                // hanging); its PENDING operations are settled at the next start.
+                let drained = self.0.sched.lock().unwrap().queue.remove_where(|_| true);
+                for entry in drained {
+                    for w in entry.waiters {
+                        let _ = w.send(Outcome::Cancelled("the server is shutting down; the operation did not start".into()));
+                    }
+                }
                 break;
             }
             let now = Utc::now();

@@ -65,9 +65,13 @@ impl Invocation {
         // gets SIGINT — restic's "clean up and remove your lock" signal —
         // instead of running on orphaned, holding the repository's lock.
         // SAFETY: prctl is async-signal-safe and touches only this process.
+        // Its output pipes break when the server dies, so it must also ignore
+        // SIGPIPE: otherwise writing "cleaning up" would kill it before it
+        // removes the lock (Go honours an inherited SIG_IGN for SIGPIPE).
         unsafe {
             cmd.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT as libc::c_ulong);
+                libc::signal(libc::SIGPIPE, libc::SIG_IGN);
                 Ok(())
             });
         }
