@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 use prost_build::{Service, ServiceGenerator};
 
+#[path = "build/openapi.rs"]
+mod openapi;
+
 /// Emits `crate::connect_service! { ... }` for every service. The macro (in
 /// `src/connect/service.rs`) expands it into a trait and an axum router, so the
 /// generated text stays a plain table of RPCs and all logic is hand-written.
@@ -69,6 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(roots, ["proto"]).map_err(|e| format!("{e:?}"))?;
     let descriptor_bytes = prost::Message::encode_to_vec(&fds);
     std::fs::write(out_dir.join("descriptor.bin"), &descriptor_bytes)?;
+    openapi::write(&fds, &out_dir.join("openapi.json"))?;
 
     prost_build::Config::new()
         .compile_well_known_types()

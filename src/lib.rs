@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod connect;
 pub mod datadir;
+pub mod docs;
 pub mod logstore;
 pub mod oplog;
 pub mod orchestrator;

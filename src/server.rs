@@ -52,6 +52,7 @@ pub fn app(state: AppState) -> Router {
         .merge(v1::authentication_router(Arc::new(AuthenticationApi { state: state.clone() })))
         .merge(v1sync::backrest_sync_state_service_router(Arc::new(SyncStateApi { state: state.clone() })))
         .merge(v1sync::backrest_sync_service_router(Arc::new(SyncPeerApi)))
+        .merge(crate::docs::routes())
         .merge(crate::web::routes(state.clone()))
         .layer(Extension(state.shutdown.clone()))
 }
