@@ -17,6 +17,9 @@ pub struct Options {
     pub keepalive_interval: Duration,
     /// How many tasks may run at once across repositories (one per repo).
     pub max_parallel_tasks: usize,
+    /// Origins allowed to call the API from a browser (CORS); empty = none,
+    /// `*` = any. Backrest sends CORS headers only in its dev builds.
+    pub cors_allow_origin: Vec<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -41,6 +44,8 @@ Usage: backrest-rs [flags]
                        (env BACKREST_KEEPALIVE_INTERVAL; default 60s)
   -max-parallel-tasks N  tasks that may run at once, on different repos
                        (env BACKREST_MAX_PARALLEL_TASKS; default 4; 1 = Backrest's behaviour)
+  -cors-allow-origin O  let web pages from origin O (comma-separated list, or *) call the API
+                       (env BACKREST_CORS_ALLOW_ORIGIN; default none: same-origin only)
   -version             print the version and exit
 
 Flags may be written with one or two dashes, and as -flag=value or -flag value.
@@ -74,7 +79,7 @@ where
                 }
                 flags.push((name, inline));
             }
-            "bind-address" | "config-file" | "data-dir" | "restic-cmd" | "webui-dir" | "keepalive-interval" | "max-parallel-tasks" => {
+            "bind-address" | "config-file" | "data-dir" | "restic-cmd" | "webui-dir" | "keepalive-interval" | "max-parallel-tasks" | "cors-allow-origin" => {
                 let value = match inline {
                     Some(v) => v,
                     None => it.next().ok_or_else(|| format!("flag needs an argument: -{name}"))?,
@@ -131,7 +136,20 @@ where
             .ok_or_else(|| format!("invalid value {v:?} for -max-parallel-tasks: use a whole number of at least 1"))?,
         None => 4,
     };
-    Ok(Command::Run(Options { config_file, data_dir, bind_address, restic_cmd, webui_dir, keepalive_interval, max_parallel_tasks }))
+    let cors_allow_origin = flag("cors-allow-origin")
+        .or_else(|| nonempty_env("BACKREST_CORS_ALLOW_ORIGIN"))
+        .map(|v| v.split(',').map(|o| o.trim().trim_end_matches('/').to_string()).filter(|o| !o.is_empty()).collect())
+        .unwrap_or_default();
+    Ok(Command::Run(Options {
+        config_file,
+        data_dir,
+        bind_address,
+        restic_cmd,
+        webui_dir,
+        keepalive_interval,
+        max_parallel_tasks,
+        cors_allow_origin,
+    }))
 }
 
 /// A Go-style duration with one unit: `ms`, `s`, `m` or `h`.

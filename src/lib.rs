@@ -5,6 +5,7 @@
 //! (static UI), `server` (wiring and lifecycle), `cli` (flags).
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod connect;

@@ -28,6 +28,7 @@ pub struct AppInner {
     pub logs: LogStore,
     pub orchestrator: Orchestrator,
     pub shutdown: ShutdownSignal,
+    pub auth: Arc<crate::auth::Auth>,
 }
 
 /// Shared, cheaply clonable application state.
@@ -47,14 +48,19 @@ impl v1sync::BackrestSyncService for SyncPeerApi {}
 
 /// The whole HTTP surface: every Connect service, then the web UI.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .merge(v1::backrest_router(Arc::new(BackrestApi { state: state.clone() })))
         .merge(v1::authentication_router(Arc::new(AuthenticationApi { state: state.clone() })))
         .merge(v1sync::backrest_sync_state_service_router(Arc::new(SyncStateApi { state: state.clone() })))
         .merge(v1sync::backrest_sync_service_router(Arc::new(SyncPeerApi)))
         .merge(crate::docs::routes())
         .merge(crate::web::routes(state.clone()))
-        .layer(Extension(state.shutdown.clone()))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::middleware::require_auth))
+        .layer(Extension(state.shutdown.clone()));
+    match crate::auth::middleware::cors(&state.options.cors_allow_origin) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 /// Opens the data directory, config and stores. Holds the directory lock.
@@ -79,9 +85,11 @@ pub async fn open_state(options: Options, shutdown: ShutdownSignal) -> anyhow::R
         }
     };
     let config = Arc::new(config);
+    let auth = Arc::new(crate::auth::Auth::open(&options.data_dir, config.clone()).context("cannot set up authentication")?);
+    crate::auth::warn_if_open(&options.bind_address, &config.get());
     let orchestrator = Orchestrator::new(config.clone(), oplog.clone(), logs.clone(), restic, options.max_parallel_tasks);
     orchestrator.unlock_after_crash(interrupted_repos);
-    let state = AppState(Arc::new(AppInner { options, config, oplog, logs, orchestrator, shutdown }));
+    let state = AppState(Arc::new(AppInner { options, config, oplog, logs, orchestrator, shutdown, auth }));
     Ok((state, lock))
 }
 
@@ -112,7 +120,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     state.orchestrator.start(state.shutdown.clone()).await;
     let router = app(state.clone());
     let shutdown_signal = state.shutdown.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal.wait());
+    // Peer addresses feed the failed-login throttle.
+    let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal.wait());
     let server = tokio::spawn(async move { server.await });
 
     signals.wait().await;

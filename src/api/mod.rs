@@ -2,10 +2,12 @@
 //! (see `connect::service`); every method not overridden here answers
 //! Connect `unimplemented`.
 
+pub mod auth;
 pub mod backup;
 pub mod config;
 pub mod logs;
 pub mod operations;
+pub mod paths;
 pub mod repos;
 pub mod snapshots;
 pub mod tasks;
@@ -112,16 +114,27 @@ impl v1::Backrest for BackrestApi {
     ) -> Result<ServerStream<types::BytesValue>, ConnectError> {
         logs::get_logs(&self.state, req).await
     }
+
+    async fn path_autocomplete(&self, _ctx: RequestContext, req: types::StringValue) -> Result<types::StringList, ConnectError> {
+        paths::path_autocomplete(req).await
+    }
 }
 
-/// `v1.Authentication`: not built yet (see the authentication issue); every
-/// method answers `unimplemented`.
+/// `v1.Authentication`: Login and HashPassword (public routes).
 #[derive(Clone)]
 pub struct AuthenticationApi {
     pub state: AppState,
 }
 
-impl v1::Authentication for AuthenticationApi {}
+impl v1::Authentication for AuthenticationApi {
+    async fn login(&self, _ctx: RequestContext, req: v1::LoginRequest) -> Result<v1::LoginResponse, ConnectError> {
+        auth::login(&self.state, req).await
+    }
+
+    async fn hash_password(&self, _ctx: RequestContext, req: types::StringValue) -> Result<types::StringValue, ConnectError> {
+        auth::hash_password(&self.state, req).await
+    }
+}
 
 /// `v1sync.BackrestSyncStateService`: multihost sync is not built yet.
 #[derive(Clone)]
