@@ -642,18 +642,8 @@ fn well_known(full: &str, dir: Dir) -> Option<Value> {
             json!({ "type": "object", "title": full, "description": "No fields: `{}`.", "additionalProperties": false, "properties": {} })
         }
         "google.protobuf.Empty" => {
-            // What the server does today: pbjson-types generates Empty without
-            // `ignore_unknown_fields`, so any member is invalid_argument, except
-            // that null members are dropped first (src/connect/codec.rs). The
-            // other messages ignore unknown fields; when Empty does too, this
-            // becomes a plain open object (the fuzzer's negative checks will say so).
-            json!({
-                "type": "object",
-                "title": full,
-                "description": "No fields: `{}`. (Unlike other requests, unknown members are refused.)",
-                "properties": {},
-                "additionalProperties": { "type": "null" },
-            })
+            // Like every request message, unknown members are ignored (src/connect/codec.rs).
+            json!({ "type": "object", "title": full, "description": "No fields: `{}`. Unknown members are ignored.", "properties": {} })
         }
         "google.protobuf.Timestamp" => json!({ "type": "string", "format": "date-time", "title": full }),
         "google.protobuf.Duration" => json!({ "type": "string", "pattern": "^-?[0-9]+(\\.[0-9]{1,9})?s$", "title": full }),

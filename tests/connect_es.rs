@@ -47,7 +47,9 @@ fn op(plan: &str, repo: &str, msg: &str, start_ms: i64) -> v1::Operation {
 /// Seeds the oplog; returns the ids given to the "clear-binary" and
 /// "clear-json" operations.
 async fn seed_oplog(data_dir: &Path) -> (i64, i64) {
-    let base = 1_700_000_000_000i64;
+    // Recent times: the server's garbage collection (a second after start)
+    // trims operations older than 30 days.
+    let base = chrono::Utc::now().timestamp_millis() - 3_600_000;
     let mut ops = Vec::new();
     for i in 1..=PLAN_A_COUNT {
         ops.push(op("plan-a", "repo-a", &format!("seed-a-{i}"), base + i as i64 * 60_000));

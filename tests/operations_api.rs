@@ -24,6 +24,9 @@ struct Seed {
 /// 12 operations over 2 repos, 3 plans, 2 instances, a peer's synced ops,
 /// one snapshot, a shared flow, and some failures.
 async fn seed(data: &Path) -> Seed {
+    // Recent times: the server's garbage collection (a second after start)
+    // trims operations older than 30 days.
+    let base = chrono::Utc::now().timestamp_millis() - 3_600_000;
     std::fs::create_dir_all(data).unwrap();
     let oplog = OpLog::open(&data.join("oplog.sqlite")).await.unwrap();
     let mut ops = Vec::new();
@@ -37,8 +40,8 @@ async fn seed(data: &Path) -> Seed {
             plan_id: plan.into(),
             instance_id: if i < 10 { "local".into() } else { "peer".into() },
             original_instance_keyid: if i < 10 { String::new() } else { "ed25519.peerkey".into() },
-            unix_time_start_ms: 1_700_000_000_000 + i * 60_000,
-            unix_time_end_ms: 1_700_000_000_000 + i * 60_000 + 1000,
+            unix_time_start_ms: base + i * 60_000,
+            unix_time_end_ms: base + i * 60_000 + 1000,
             status: status as i32,
             snapshot_id: if i == 4 { SNAP.into() } else { String::new() },
             display_message: format!("op {i}"),
@@ -47,6 +50,15 @@ async fn seed(data: &Path) -> Seed {
         });
     }
     let mut added = oplog.add(ops).await.unwrap();
+    // The peer that synced ops 10 and 11 is a known client, so the server's
+    // garbage collection keeps its operations.
+    let config_dir = data.parent().unwrap().join("config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("config.json"),
+        r#"{"version": 6, "auth": {"disabled": true}, "sync": {"authorizedClients": [{"instanceId": "peer", "keyId": "ed25519.peerkey"}]}}"#,
+    )
+    .unwrap();
     // Put ops 1, 2 and 3 in op 1's flow.
     let flow = added[1].id;
     for op in added.iter_mut().skip(2).take(2) {
@@ -74,6 +86,9 @@ async fn get_operations_by_every_selector_field() {
     let seed = seed(&dir.path().join("data")).await;
     let id = |i: usize| seed.ids[i];
     let s = ServerBuilder::in_dir(dir.path()).start();
+    // Let the start-up garbage collection (1 s after start) run first: none
+    // of the seeded operations is old or from an unknown peer, so all stay.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
 
     // The documented example: `{}` returns the whole history, ordered by id.
     let all = get_ids(&s, json!({})).await;

@@ -83,12 +83,26 @@ pub fn decode_json<T: RpcMessage>(body: &[u8], what: &str) -> Result<T, ConnectE
     if trimmed {
         return Ok(T::default());
     }
+    // google.protobuf.Empty from pbjson-types refuses unknown fields; like
+    // every other message here it should ignore them.
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<pbjson_types::Empty>() {
+        return match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(serde_json::Value::Object(_)) => Ok(T::default()),
+            Ok(other) => Err(ConnectError::invalid_argument(format!(
+                "invalid JSON body for {what}: expected an object, got {other}"
+            ))),
+            Err(e) => Err(ConnectError::invalid_argument(format!("invalid JSON body for {what}: {e}"))),
+        };
+    }
     match serde_json::from_slice::<T>(body) {
         Ok(v) => Ok(v),
         Err(first) => {
-            // Retry without nulls; report the original error if that fails too.
+            // Retry with what proto3 JSON allows but pbjson refuses: `null`
+            // for "default" and integers written as integral numbers (`5.0`,
+            // `5e0`). Report the original error if that fails too.
             if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) {
-                if strip_nulls(&mut value) {
+                let changed = strip_nulls(&mut value) | integral_floats_to_ints(&mut value);
+                if changed {
                     if let Ok(v) = serde_json::from_value::<T>(value) {
                         return Ok(v);
                     }
@@ -96,6 +110,23 @@ pub fn decode_json<T: RpcMessage>(body: &[u8], what: &str) -> Result<T, ConnectE
             }
             Err(ConnectError::invalid_argument(format!("invalid JSON body for {what}: {first}")))
         }
+    }
+}
+
+/// Rewrites numbers like `5.0` or `5e0` as integers (exactly representable
+/// ones only). Floating-point fields accept integers, so this is safe for them.
+fn integral_floats_to_ints(v: &mut serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Number(n) if !n.is_i64() && !n.is_u64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9_223_372_036_854_775_808.0 => {
+                *v = serde_json::Value::from(f as i64);
+                true
+            }
+            _ => false,
+        },
+        serde_json::Value::Object(map) => map.values_mut().fold(false, |acc, x| integral_floats_to_ints(x) | acc),
+        serde_json::Value::Array(items) => items.iter_mut().fold(false, |acc, x| integral_floats_to_ints(x) | acc),
+        _ => false,
     }
 }
 
@@ -164,6 +195,17 @@ mod tests {
         assert_eq!(c.modno, 3);
         let d: OpSelector = decode_json(b"", "t").unwrap();
         assert_eq!(d, OpSelector::default());
+    }
+
+    #[test]
+    fn empty_ignores_unknown_fields_and_integral_floats_are_integers() {
+        let e: pbjson_types::Empty = decode_json(br#"{"a": 1, "b": [null]}"#, "t").unwrap();
+        assert_eq!(e, pbjson_types::Empty {});
+        assert!(decode_json::<pbjson_types::Empty>(b"[1]", "t").is_err());
+        let r: GetOperationsRequest = decode_json(br#"{"lastN": 382.0, "selector": {"flowId": 5e0}}"#, "t").unwrap();
+        assert_eq!(r.last_n, 382);
+        assert_eq!(r.selector.unwrap().flow_id, Some(5));
+        assert!(decode_json::<GetOperationsRequest>(br#"{"lastN": 1.5}"#, "t").is_err());
     }
 
     #[test]
