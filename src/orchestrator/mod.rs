@@ -344,11 +344,65 @@ impl Orchestrator {
         if let Some(id) = op_id {
             self.0.sched.lock().unwrap().running.insert(id, RunningTask { cancel: cancel.clone(), by_user: by_user.clone() });
         }
-        let (_, outcome) = self.run_task(&task, op_id, cancel, &by_user).await;
-        if let Some(id) = op_id {
-            self.0.sched.lock().unwrap().running.remove(&id);
+        // Take the repo's turn: a command started while a prune or forget
+        // holds restic's exclusive lock would fail (restic 0.14 can't wait
+        // for locks). It still jumps the queue: it runs as soon as the
+        // current task of the repo ends.
+        let repo = task.repo_id.clone();
+        let mut acquired = false;
+        if let Some(r) = &repo {
+            loop {
+                let idle = self.0.idle.notified();
+                tokio::pin!(idle);
+                idle.as_mut().enable();
+                {
+                    let mut s = self.0.sched.lock().unwrap();
+                    if !s.busy_repos.contains(r) {
+                        s.busy_repos.insert(r.clone());
+                        acquired = true;
+                        break;
+                    }
+                }
+                let stop = tokio::select! {
+                    _ = idle => false,
+                    _ = cancel.cancelled() => true,
+                };
+                if stop {
+                    break;
+                }
+            }
         }
+        let outcome = if !acquired && repo.is_some() {
+            self.settle_unstarted(op_id, by_user.load(Ordering::SeqCst)).await
+        } else {
+            self.run_task(&task, op_id, cancel, &by_user).await.1
+        };
+        {
+            let mut s = self.0.sched.lock().unwrap();
+            if let Some(id) = op_id {
+                s.running.remove(&id);
+            }
+            if let (true, Some(r)) = (acquired, &repo) {
+                s.busy_repos.remove(r);
+            }
+        }
+        self.0.idle.notify_waiters();
+        self.0.wake.notify_one();
         Ok((op_id.unwrap_or(0), outcome))
+    }
+
+    /// Records the end of a run_now task cancelled while it waited for its repo.
+    async fn settle_unstarted(&self, op_id: Option<i64>, by_user: bool) -> Outcome {
+        let msg = if by_user { "cancelled by user request before it started" } else { "the server is shutting down; the operation did not start" };
+        if let Some(id) = op_id {
+            if let Ok(Some(mut op)) = self.0.oplog.get(id).await {
+                op.status = if by_user { OperationStatus::StatusUserCancelled } else { OperationStatus::StatusError } as i32;
+                op.unix_time_end_ms = Utc::now().timestamp_millis();
+                op.display_message = msg.into();
+                let _ = self.0.oplog.update(vec![op]).await;
+            }
+        }
+        Outcome::Cancelled(msg.into())
     }
 
     /// Cancels a queued or running operation. A queued one is marked
