@@ -32,7 +32,10 @@ const PASS: &str = "bench-password-1";
 const TARGET_RATIO: f64 = 0.5;
 
 fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 struct ServerProc {
@@ -79,7 +82,10 @@ fn start_server(dir: &Path, env: &[(&str, &str)]) -> ServerProc {
         Ok(base) => ServerProc { child, base },
         Err(_) => {
             let _ = child.kill();
-            panic!("server did not start: {}", std::fs::read_to_string(dir.join("server.log")).unwrap_or_default());
+            panic!(
+                "server did not start: {}",
+                std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+            );
         }
     }
 }
@@ -90,8 +96,17 @@ enum Cred {
     Bearer(String),
 }
 
-async fn post(c: &reqwest::Client, base: &str, path: &str, body: Value, cred: Option<&Cred>) -> (u16, Value) {
-    let mut rb = c.post(format!("{base}{path}")).header("content-type", "application/json").body(body.to_string());
+async fn post(
+    c: &reqwest::Client,
+    base: &str,
+    path: &str,
+    body: Value,
+    cred: Option<&Cred>,
+) -> (u16, Value) {
+    let mut rb = c
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/json")
+        .body(body.to_string());
     match cred {
         Some(Cred::Basic) => rb = rb.basic_auth(USER, Some(PASS)),
         Some(Cred::Bearer(t)) => rb = rb.bearer_auth(t),
@@ -105,17 +120,32 @@ async fn post(c: &reqwest::Client, base: &str, path: &str, body: Value, cred: Op
 
 /// Enables auth with one user; returns a Login token.
 async fn setup(c: &reqwest::Client, base: &str) -> String {
-    let (st, h) = post(c, base, "/v1.Authentication/HashPassword", json!({"value": PASS}), None).await;
+    let (st, h) = post(
+        c,
+        base,
+        "/v1.Authentication/HashPassword",
+        json!({"value": PASS}),
+        None,
+    )
+    .await;
     assert_eq!(st, 200, "{h}");
     let (st, mut cfg) = post(c, base, "/v1.Backrest/GetConfig", json!({}), None).await;
     assert_eq!(st, 200);
     cfg["instance"] = json!("bench");
-    cfg["auth"] = json!({"disabled": false, "users": [{"name": USER, "passwordBcrypt": h["value"]}]});
+    cfg["auth"] =
+        json!({"disabled": false, "users": [{"name": USER, "passwordBcrypt": h["value"]}]});
     let (st, v) = post(c, base, "/v1.Backrest/SetConfig", cfg, None).await;
     assert_eq!(st, 200, "{v}");
     let (st, _) = post(c, base, "/v1.Backrest/GetConfig", json!({}), None).await;
     assert_eq!(st, 401, "auth is on");
-    let (st, t) = post(c, base, "/v1.Authentication/Login", json!({"username": USER, "password": PASS}), None).await;
+    let (st, t) = post(
+        c,
+        base,
+        "/v1.Authentication/Login",
+        json!({"username": USER, "password": PASS}),
+        None,
+    )
+    .await;
     assert_eq!(st, 200, "{t}");
     t["token"].as_str().unwrap().to_string()
 }
@@ -128,7 +158,10 @@ async fn measure(base: &str, cred: &Cred, conns: usize, secs: f64) -> f64 {
     let mut tasks = Vec::new();
     for _ in 0..conns {
         // One client per task: one connection each.
-        let c = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+        let c = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .build()
+            .unwrap();
         let base = base.to_string();
         let cred = cred.clone();
         let done = done.clone();
@@ -137,7 +170,8 @@ async fn measure(base: &str, cred: &Cred, conns: usize, secs: f64) -> f64 {
             let (st, _) = post(&c, &base, "/v1.Backrest/GetConfig", json!({}), Some(&cred)).await;
             assert_eq!(st, 200);
             while Instant::now() < deadline {
-                let (st, _) = post(&c, &base, "/v1.Backrest/GetConfig", json!({}), Some(&cred)).await;
+                let (st, _) =
+                    post(&c, &base, "/v1.Backrest/GetConfig", json!({}), Some(&cred)).await;
                 assert_eq!(st, 200);
                 done.fetch_add(1, Ordering::Relaxed);
             }
@@ -154,7 +188,10 @@ fn main() {
     let secs = env_num("BENCH_SECS", 3) as f64;
     let conc = env_num("BENCH_CONCURRENCY", 8) as usize;
     let strict = std::env::var("BENCH_STRICT").is_ok_and(|v| v == "1");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let tmp = tempfile::tempdir().unwrap();
 
     println!("auth benchmark: GetConfig over loopback, release binary, {secs} s per case");
@@ -170,14 +207,20 @@ fn main() {
         let token = setup(&c, &server.base).await;
         let bearer = Cred::Bearer(token);
         println!();
-        println!("| connections | Bearer req/s | Basic req/s (cached) | Basic / Bearer | target ≥ 50% |");
+        println!(
+            "| connections | Bearer req/s | Basic req/s (cached) | Basic / Bearer | target ≥ 50% |"
+        );
         println!("|---|---|---|---|---|");
         for conns in [1, conc] {
             // Interleave the two to even out noise; keep each one's best.
             let mut best = (0.0f64, 0.0f64);
             for _ in 0..2 {
-                best.0 = best.0.max(measure(&server.base, &bearer, conns, secs / 2.0).await);
-                best.1 = best.1.max(measure(&server.base, &Cred::Basic, conns, secs / 2.0).await);
+                best.0 = best
+                    .0
+                    .max(measure(&server.base, &bearer, conns, secs / 2.0).await);
+                best.1 = best
+                    .1
+                    .max(measure(&server.base, &Cred::Basic, conns, secs / 2.0).await);
             }
             let ratio = best.1 / best.0;
             let ok = ratio >= TARGET_RATIO;
@@ -193,7 +236,10 @@ fn main() {
         drop(server);
 
         // Reference: Basic with the cache off, a bcrypt per request (Backrest's cost).
-        let server = start_server(&tmp.path().join("uncached"), &[("BACKREST_BASIC_AUTH_CACHE_SECS", "0")]);
+        let server = start_server(
+            &tmp.path().join("uncached"),
+            &[("BACKREST_BASIC_AUTH_CACHE_SECS", "0")],
+        );
         setup(&c, &server.base).await;
         println!();
         println!("| connections | Basic req/s, cache off (a bcrypt per request, as Backrest) |");
@@ -205,7 +251,10 @@ fn main() {
     });
     println!();
     println!("load average after: {}", loadavg());
-    println!("{}: Basic ≥ 50% of Bearer requests per second", if pass { "PASS" } else { "FAIL" });
+    println!(
+        "{}: Basic ≥ 50% of Bearer requests per second",
+        if pass { "PASS" } else { "FAIL" }
+    );
     if strict && !pass {
         std::process::exit(1);
     }

@@ -38,26 +38,60 @@ const INPUT_SUFFIX: &str = "Input";
 /// built from its top-level string fields (`{"repoId": "REPO_ID"}`) or `{}`.
 const EXAMPLE_BODIES: &[(&str, &str)] = &[
     ("v1.Backrest/Backup", r#"{"value": "PLAN_ID"}"#),
-    ("v1.Backrest/GetOperations", r#"{"selector": {"planId": "PLAN_ID"}, "lastN": "100"}"#),
-    ("v1.Backrest/ClearHistory", r#"{"selector": {"planId": "PLAN_ID"}, "onlyFailed": true}"#),
-    ("v1.Backrest/DoRepoTask", r#"{"repoId": "REPO_ID", "task": "TASK_PRUNE"}"#),
+    (
+        "v1.Backrest/GetOperations",
+        r#"{"selector": {"planId": "PLAN_ID"}, "lastN": "100"}"#,
+    ),
+    (
+        "v1.Backrest/ClearHistory",
+        r#"{"selector": {"planId": "PLAN_ID"}, "onlyFailed": true}"#,
+    ),
+    (
+        "v1.Backrest/DoRepoTask",
+        r#"{"repoId": "REPO_ID", "task": "TASK_PRUNE"}"#,
+    ),
     ("v1.Backrest/Cancel", r#"{"operationId": "42"}"#),
-    ("v1.Backrest/AddRepo", r#"{"repo": {"id": "REPO_ID", "uri": "/path/to/repo", "password": "REPO_PASSWORD"}}"#),
-    ("v1.Backrest/CheckRepoExists", r#"{"repo": {"id": "REPO_ID", "uri": "/path/to/repo", "password": "REPO_PASSWORD"}}"#),
-    ("v1.Backrest/SetConfig", r#"{"modno": 1, "instance": "INSTANCE_ID", "repos": [], "plans": []}"#),
+    (
+        "v1.Backrest/AddRepo",
+        r#"{"repo": {"id": "REPO_ID", "uri": "/path/to/repo", "password": "REPO_PASSWORD"}}"#,
+    ),
+    (
+        "v1.Backrest/CheckRepoExists",
+        r#"{"repo": {"id": "REPO_ID", "uri": "/path/to/repo", "password": "REPO_PASSWORD"}}"#,
+    ),
+    (
+        "v1.Backrest/SetConfig",
+        r#"{"modno": 1, "instance": "INSTANCE_ID", "repos": [], "plans": []}"#,
+    ),
     ("v1.Backrest/GetLogs", r#"{"ref": "LOGREF"}"#),
     ("v1.Backrest/PathAutocomplete", r#"{"value": "/home/"}"#),
-    ("v1.Backrest/RunCommand", r#"{"repoId": "REPO_ID", "command": "snapshots --json"}"#),
-    ("v1.Backrest/GetDownloadURL", r#"{"opId": "42", "filePath": "/path/in/snapshot"}"#),
-    ("v1.Authentication/Login", r#"{"username": "USERNAME", "password": "PASSWORD"}"#),
+    (
+        "v1.Backrest/RunCommand",
+        r#"{"repoId": "REPO_ID", "command": "snapshots --json"}"#,
+    ),
+    (
+        "v1.Backrest/GetDownloadURL",
+        r#"{"opId": "42", "filePath": "/path/in/snapshot"}"#,
+    ),
+    (
+        "v1.Authentication/Login",
+        r#"{"username": "USERNAME", "password": "PASSWORD"}"#,
+    ),
     ("v1.Authentication/HashPassword", r#"{"value": "PASSWORD"}"#),
-    ("v1sync.BackrestSyncStateService/GetPeerSyncStatesStream", r#"{"subscribe": true}"#),
+    (
+        "v1sync.BackrestSyncStateService/GetPeerSyncStatesStream",
+        r#"{"subscribe": true}"#,
+    ),
 ];
 
 /// Generates the document. `version` becomes `info.version`.
 pub fn generate(fds: &FileDescriptorSet, version: &str) -> Result<Value, String> {
     let index = Index::new(fds);
-    let mut generator = Generator { index: &index, schemas: Map::new(), pending: Vec::new() };
+    let mut generator = Generator {
+        index: &index,
+        schemas: Map::new(),
+        pending: Vec::new(),
+    };
 
     let mut paths = Map::new();
     let mut tags = Vec::new();
@@ -65,10 +99,16 @@ pub fn generate(fds: &FileDescriptorSet, version: &str) -> Result<Value, String>
         let comments = &index.comments[file.name()];
         for (si, service) in file.service.iter().enumerate() {
             let full = format!("{}.{}", file.package(), service.name());
-            let service_doc = comments.get(&vec![6, si as i32]).cloned().unwrap_or_default();
+            let service_doc = comments
+                .get(&vec![6, si as i32])
+                .cloned()
+                .unwrap_or_default();
             tags.push(json!({ "name": full, "description": service_doc }));
             for (mi, method) in service.method.iter().enumerate() {
-                let doc = comments.get(&vec![6, si as i32, 2, mi as i32]).cloned().unwrap_or_default();
+                let doc = comments
+                    .get(&vec![6, si as i32, 2, mi as i32])
+                    .cloned()
+                    .unwrap_or_default();
                 let op = generator.operation(&full, method, &doc)?;
                 paths.insert(format!("/{full}/{}", method.name()), json!({ "post": op }));
             }
@@ -118,7 +158,10 @@ pub fn generate(fds: &FileDescriptorSet, version: &str) -> Result<Value, String>
 }
 
 /// Writes `openapi.json` (pretty-printed, stable key order) for `fds`.
-pub fn write(fds: &FileDescriptorSet, path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+pub fn write(
+    fds: &FileDescriptorSet,
+    path: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
     let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_else(|_| "0.0.0".into());
     let doc = generate(fds, &version)?;
     let mut text = serde_json::to_string_pretty(&doc)?;
@@ -165,18 +208,29 @@ struct EnumInfo<'a> {
 
 impl<'a> Index<'a> {
     fn new(fds: &'a FileDescriptorSet) -> Self {
-        let mut index = Index { messages: HashMap::new(), enums: HashMap::new(), comments: HashMap::new() };
+        let mut index = Index {
+            messages: HashMap::new(),
+            enums: HashMap::new(),
+            comments: HashMap::new(),
+        };
         for file in &fds.file {
             let mut comments = HashMap::new();
             if let Some(info) = &file.source_code_info {
                 for loc in &info.location {
-                    let text = loc.leading_comments.as_deref().or(loc.trailing_comments.as_deref());
+                    let text = loc
+                        .leading_comments
+                        .as_deref()
+                        .or(loc.trailing_comments.as_deref());
                     if let Some(text) = text.map(clean_comment).filter(|t| !t.is_empty()) {
                         comments.insert(loc.path.clone(), text);
                     }
                 }
             }
-            let prefix = if file.package().is_empty() { String::new() } else { format!("{}.", file.package()) };
+            let prefix = if file.package().is_empty() {
+                String::new()
+            } else {
+                format!("{}.", file.package())
+            };
             for (i, m) in file.message_type.iter().enumerate() {
                 index.add_message(&comments, &prefix, m, vec![4, i as i32]);
             }
@@ -188,33 +242,80 @@ impl<'a> Index<'a> {
         index
     }
 
-    fn add_message(&mut self, comments: &HashMap<Vec<i32>, String>, prefix: &str, m: &'a DescriptorProto, path: Vec<i32>) {
+    fn add_message(
+        &mut self,
+        comments: &HashMap<Vec<i32>, String>,
+        prefix: &str,
+        m: &'a DescriptorProto,
+        path: Vec<i32>,
+    ) {
         let full = format!("{prefix}{}", m.name());
         let field_comments = (0..m.field.len())
-            .map(|i| comments.get(&[path.as_slice(), &[2, i as i32]].concat()).cloned())
+            .map(|i| {
+                comments
+                    .get(&[path.as_slice(), &[2, i as i32]].concat())
+                    .cloned()
+            })
             .collect();
         let nested_prefix = format!("{full}.");
         for (i, n) in m.nested_type.iter().enumerate() {
-            self.add_message(comments, &nested_prefix, n, [path.as_slice(), &[3, i as i32]].concat());
+            self.add_message(
+                comments,
+                &nested_prefix,
+                n,
+                [path.as_slice(), &[3, i as i32]].concat(),
+            );
         }
         for (i, e) in m.enum_type.iter().enumerate() {
-            self.add_enum(comments, &nested_prefix, e, [path.as_slice(), &[4, i as i32]].concat());
+            self.add_enum(
+                comments,
+                &nested_prefix,
+                e,
+                [path.as_slice(), &[4, i as i32]].concat(),
+            );
         }
-        self.messages.insert(full, MessageInfo { desc: m, comment: comments.get(&path).cloned(), field_comments });
+        self.messages.insert(
+            full,
+            MessageInfo {
+                desc: m,
+                comment: comments.get(&path).cloned(),
+                field_comments,
+            },
+        );
     }
 
-    fn add_enum(&mut self, comments: &HashMap<Vec<i32>, String>, prefix: &str, e: &'a EnumDescriptorProto, path: Vec<i32>) {
+    fn add_enum(
+        &mut self,
+        comments: &HashMap<Vec<i32>, String>,
+        prefix: &str,
+        e: &'a EnumDescriptorProto,
+        path: Vec<i32>,
+    ) {
         let full = format!("{prefix}{}", e.name());
         let value_comments = (0..e.value.len())
-            .map(|i| comments.get(&[path.as_slice(), &[2, i as i32]].concat()).cloned())
+            .map(|i| {
+                comments
+                    .get(&[path.as_slice(), &[2, i as i32]].concat())
+                    .cloned()
+            })
             .collect();
-        self.enums.insert(full, EnumInfo { desc: e, comment: comments.get(&path).cloned(), value_comments });
+        self.enums.insert(
+            full,
+            EnumInfo {
+                desc: e,
+                comment: comments.get(&path).cloned(),
+                value_comments,
+            },
+        );
     }
 }
 
 /// Strips the one space after `//` from each line and surrounding blank lines.
 fn clean_comment(raw: &str) -> String {
-    let lines: Vec<&str> = raw.lines().map(|l| l.strip_prefix(' ').unwrap_or(l).trim_end()).collect();
+    let lines: Vec<&str> = raw
+        .lines()
+        .map(|l| l.strip_prefix(' ').unwrap_or(l).trim_end())
+        .collect();
     lines.join("\n").trim().to_string()
 }
 
@@ -243,7 +344,12 @@ struct Generator<'a> {
 }
 
 impl Generator<'_> {
-    fn operation(&mut self, service: &str, method: &prost_types::MethodDescriptorProto, doc: &str) -> Result<Value, String> {
+    fn operation(
+        &mut self,
+        service: &str,
+        method: &prost_types::MethodDescriptorProto,
+        doc: &str,
+    ) -> Result<Value, String> {
         let name = method.name();
         let procedure = format!("{service}/{name}");
         let input = method.input_type().trim_start_matches('.').to_string();
@@ -253,7 +359,11 @@ impl Generator<'_> {
             (false, true) => Kind::ServerStream,
             (true, _) => Kind::Bidi,
         };
-        let content_type = if kind == Kind::Unary { "application/json" } else { "application/connect+json" };
+        let content_type = if kind == Kind::Unary {
+            "application/json"
+        } else {
+            "application/connect+json"
+        };
         let in_ref = self.reference(&input, Dir::In);
         let out_ref = self.reference(&output, Dir::Out);
 
@@ -270,7 +380,13 @@ impl Generator<'_> {
             ),
             Kind::ServerStream | Kind::Bidi => {
                 let len = example.len();
-                let prefix = format!("\\000\\{:03o}\\{:03o}\\{:03o}\\{:03o}", (len >> 24) & 0xff, (len >> 16) & 0xff, (len >> 8) & 0xff, len & 0xff);
+                let prefix = format!(
+                    "\\000\\{:03o}\\{:03o}\\{:03o}\\{:03o}",
+                    (len >> 24) & 0xff,
+                    (len >> 16) & 0xff,
+                    (len >> 8) & 0xff,
+                    len & 0xff
+                );
                 format!(
                     "# One enveloped request message: flags 0, a 4-byte big-endian length ({len}), the JSON.\n\
                      printf '{prefix}%s' '{example}' |\n  \
@@ -312,7 +428,10 @@ impl Generator<'_> {
                 }),
             );
         }
-        responses.insert("default".into(), json!({ "$ref": "#/components/responses/ConnectError" }));
+        responses.insert(
+            "default".into(),
+            json!({ "$ref": "#/components/responses/ConnectError" }),
+        );
 
         let mut op = json!({
             "operationId": format!("{service}.{name}"),
@@ -346,21 +465,39 @@ impl Generator<'_> {
         if let Some((_, body)) = EXAMPLE_BODIES.iter().find(|(p, _)| *p == procedure) {
             return Ok(body.to_string());
         }
-        let Some(msg) = self.index.messages.get(input) else { return Ok("{}".into()) };
+        let Some(msg) = self.index.messages.get(input) else {
+            return Ok("{}".into());
+        };
         let parts: Vec<String> = msg
             .desc
             .field
             .iter()
-            .filter(|f| f.r#type() == Type::String && f.label() != Label::Repeated && f.oneof_index.is_none())
-            .map(|f| format!("\"{}\": \"{}\"", json_name(f), f.name().to_ascii_uppercase()))
+            .filter(|f| {
+                f.r#type() == Type::String
+                    && f.label() != Label::Repeated
+                    && f.oneof_index.is_none()
+            })
+            .map(|f| {
+                format!(
+                    "\"{}\": \"{}\"",
+                    json_name(f),
+                    f.name().to_ascii_uppercase()
+                )
+            })
             .collect();
-        Ok(if parts.is_empty() { "{}".into() } else { format!("{{{}}}", parts.join(", ")) })
+        Ok(if parts.is_empty() {
+            "{}".into()
+        } else {
+            format!("{{{}}}", parts.join(", "))
+        })
     }
 
     /// A `$ref` to the schema of message `full` for `dir`, queueing it.
     fn reference(&mut self, full: &str, dir: Dir) -> Value {
         let name = schema_name(full, dir);
-        if !self.schemas.contains_key(&name) && !self.pending.iter().any(|(f, d)| f == full && *d == dir) {
+        if !self.schemas.contains_key(&name)
+            && !self.pending.iter().any(|(f, d)| f == full && *d == dir)
+        {
             self.pending.push((full.to_string(), dir));
         }
         json!({ "$ref": format!("#/components/schemas/{name}") })
@@ -372,8 +509,12 @@ impl Generator<'_> {
             if self.schemas.contains_key(&name) {
                 continue;
             }
-            if dir == Dir::In && (self.index.messages.contains_key(&name) || self.index.enums.contains_key(&name)) {
-                return Err(format!("schema name {name} of {full}'s input form collides with a proto type"));
+            if dir == Dir::In
+                && (self.index.messages.contains_key(&name) || self.index.enums.contains_key(&name))
+            {
+                return Err(format!(
+                    "schema name {name} of {full}'s input form collides with a proto type"
+                ));
             }
             // Placeholder first: recursive types reference themselves.
             self.schemas.insert(name.clone(), Value::Null);
@@ -391,7 +532,12 @@ impl Generator<'_> {
         Ok(())
     }
 
-    fn message_schema(&mut self, full: &str, m: &MessageInfo<'_>, dir: Dir) -> Result<Value, String> {
+    fn message_schema(
+        &mut self,
+        full: &str,
+        m: &MessageInfo<'_>,
+        dir: Dir,
+    ) -> Result<Value, String> {
         let desc = m.desc;
         // Real (non-synthetic) oneofs: index -> member json names.
         let mut oneofs: Vec<Vec<String>> = vec![Vec::new(); desc.oneof_decl.len()];
@@ -407,23 +553,41 @@ impl Generator<'_> {
             let mut doc = m.field_comments[i].clone().unwrap_or_default();
             if let Some(oi) = f.oneof_index.filter(|_| !f.proto3_optional()) {
                 let members = &oneofs[oi as usize];
-                let others: Vec<String> = members.iter().filter(|n| **n != json_name(f)).map(|n| format!("`{n}`")).collect();
+                let others: Vec<String> = members
+                    .iter()
+                    .filter(|n| **n != json_name(f))
+                    .map(|n| format!("`{n}`"))
+                    .collect();
                 let note = format!(
                     "Member of oneof `{}`: set at most one of this and {}.",
                     desc.oneof_decl[oi as usize].name(),
                     others.join(", ")
                 );
-                doc = if doc.is_empty() { note } else { format!("{doc}\n\n{note}") };
+                doc = if doc.is_empty() {
+                    note
+                } else {
+                    format!("{doc}\n\n{note}")
+                };
             } else if f.proto3_optional() {
                 let note = "Optional: sent whenever it is set, even to its default value.";
-                doc = if doc.is_empty() { note.to_string() } else { format!("{doc}\n\n{note}") };
+                doc = if doc.is_empty() {
+                    note.to_string()
+                } else {
+                    format!("{doc}\n\n{note}")
+                };
             }
             if dir == Dir::In && f.name() != json_name(f) {
                 let note = format!("Also accepted as `{}`.", f.name());
-                doc = if doc.is_empty() { note } else { format!("{doc} {note}") };
+                doc = if doc.is_empty() {
+                    note
+                } else {
+                    format!("{doc} {note}")
+                };
             }
             if !doc.is_empty() {
-                prop.as_object_mut().expect("object").insert("description".into(), Value::String(doc));
+                prop.as_object_mut()
+                    .expect("object")
+                    .insert("description".into(), Value::String(doc));
             }
             properties.insert(json_name(f), prop);
         }
@@ -460,7 +624,12 @@ impl Generator<'_> {
         Ok(Value::Object(schema))
     }
 
-    fn field_schema(&mut self, parent: &str, f: &FieldDescriptorProto, dir: Dir) -> Result<Value, String> {
+    fn field_schema(
+        &mut self,
+        parent: &str,
+        f: &FieldDescriptorProto,
+        dir: Dir,
+    ) -> Result<Value, String> {
         let repeated = f.label() == Label::Repeated;
         // Map fields: a repeated nested `*Entry` message with map_entry set,
         // written as an object with the keys as strings.
@@ -468,10 +637,27 @@ impl Generator<'_> {
             .index
             .messages
             .get(f.type_name().trim_start_matches('.'))
-            .filter(|m| repeated && m.desc.options.as_ref().and_then(|o| o.map_entry).unwrap_or(false));
+            .filter(|m| {
+                repeated
+                    && m.desc
+                        .options
+                        .as_ref()
+                        .and_then(|o| o.map_entry)
+                        .unwrap_or(false)
+            });
         if let Some(entry) = map_entry {
-            let key = entry.desc.field.iter().find(|x| x.number() == 1).ok_or("map entry without key")?;
-            let value = entry.desc.field.iter().find(|x| x.number() == 2).ok_or("map entry without value")?;
+            let key = entry
+                .desc
+                .field
+                .iter()
+                .find(|x| x.number() == 1)
+                .ok_or("map entry without key")?;
+            let value = entry
+                .desc
+                .field
+                .iter()
+                .find(|x| x.number() == 2)
+                .ok_or("map entry without value")?;
             let value_schema = nullable(self.element_schema(parent, value, dir)?, dir);
             let mut schema = json!({ "type": "object", "additionalProperties": value_schema });
             if let Some(p) = key_pattern(key.r#type()) {
@@ -480,15 +666,27 @@ impl Generator<'_> {
             return Ok(nullable(schema, dir));
         }
         let element = self.element_schema(parent, f, dir)?;
-        let schema = if repeated { json!({ "type": "array", "items": element }) } else { element };
+        let schema = if repeated {
+            json!({ "type": "array", "items": element })
+        } else {
+            element
+        };
         Ok(nullable(schema, dir))
     }
 
     /// The schema of one value of field `f` (ignoring `repeated`).
-    fn element_schema(&mut self, parent: &str, f: &FieldDescriptorProto, dir: Dir) -> Result<Value, String> {
+    fn element_schema(
+        &mut self,
+        parent: &str,
+        f: &FieldDescriptorProto,
+        dir: Dir,
+    ) -> Result<Value, String> {
         Ok(match f.r#type() {
-            Type::Message | Type::Group | Type::Enum => self.reference(f.type_name().trim_start_matches('.'), dir),
-            t => scalar_schema(t, dir).ok_or_else(|| format!("{parent}.{}: unsupported type {t:?}", f.name()))?,
+            Type::Message | Type::Group | Type::Enum => {
+                self.reference(f.type_name().trim_start_matches('.'), dir)
+            }
+            t => scalar_schema(t, dir)
+                .ok_or_else(|| format!("{parent}.{}: unsupported type {t:?}", f.name()))?,
         })
     }
 }
@@ -595,7 +793,12 @@ fn scalar_schema(t: Type, dir: Dir) -> Option<Value> {
 /// Map keys are JSON object keys; integer keys are decimal strings.
 fn key_pattern(t: Type) -> Option<&'static str> {
     match t {
-        Type::Int64 | Type::Sint64 | Type::Sfixed64 | Type::Int32 | Type::Sint32 | Type::Sfixed32 => Some("^-?[0-9]+$"),
+        Type::Int64
+        | Type::Sint64
+        | Type::Sfixed64
+        | Type::Int32
+        | Type::Sint32
+        | Type::Sfixed32 => Some("^-?[0-9]+$"),
         Type::Uint64 | Type::Fixed64 | Type::Uint32 | Type::Fixed32 => Some("^[0-9]+$"),
         Type::Bool => Some("^(true|false)$"),
         _ => None,
@@ -623,7 +826,11 @@ fn enum_schema(full: &str, e: &EnumInfo<'_>, dir: Dir) -> Value {
         Dir::In => {
             let numbers: Vec<i32> = e.desc.value.iter().map(|v| v.number()).collect();
             let note = "Accepted by name or by number.";
-            doc = if doc.is_empty() { note.to_string() } else { format!("{doc}\n\n{note}") };
+            doc = if doc.is_empty() {
+                note.to_string()
+            } else {
+                format!("{doc}\n\n{note}")
+            };
             json!({ "anyOf": [{ "type": "string", "enum": names }, { "type": "integer", "enum": numbers }] })
         }
     };
@@ -645,13 +852,19 @@ fn well_known(full: &str, dir: Dir) -> Option<Value> {
             // Like every request message, unknown members are ignored (src/connect/codec.rs).
             json!({ "type": "object", "title": full, "description": "No fields: `{}`. Unknown members are ignored.", "properties": {} })
         }
-        "google.protobuf.Timestamp" => json!({ "type": "string", "format": "date-time", "title": full }),
-        "google.protobuf.Duration" => json!({ "type": "string", "pattern": "^-?[0-9]+(\\.[0-9]{1,9})?s$", "title": full }),
+        "google.protobuf.Timestamp" => {
+            json!({ "type": "string", "format": "date-time", "title": full })
+        }
+        "google.protobuf.Duration" => {
+            json!({ "type": "string", "pattern": "^-?[0-9]+(\\.[0-9]{1,9})?s$", "title": full })
+        }
         "google.protobuf.FieldMask" => json!({ "type": "string", "title": full }),
         "google.protobuf.Struct" => json!({ "type": "object", "title": full }),
         "google.protobuf.Value" => json!({ "title": full }),
         "google.protobuf.ListValue" => json!({ "type": "array", "title": full }),
-        "google.protobuf.Any" => json!({ "type": "object", "title": full, "required": ["@type"], "properties": { "@type": { "type": "string" } } }),
+        "google.protobuf.Any" => {
+            json!({ "type": "object", "title": full, "required": ["@type"], "properties": { "@type": { "type": "string" } } })
+        }
         "google.protobuf.DoubleValue" | "google.protobuf.FloatValue" => wrapper(Type::Double)?,
         "google.protobuf.Int64Value" => wrapper(Type::Int64)?,
         "google.protobuf.UInt64Value" => wrapper(Type::Uint64)?,
@@ -736,7 +949,10 @@ fn connect_error_schema() -> Value {
 }
 
 fn connect_error_response() -> Value {
-    let statuses: BTreeSet<&str> = ["400", "401", "403", "404", "405", "409", "415", "429", "499", "500", "501", "503", "504"].into();
+    let statuses: BTreeSet<&str> = [
+        "400", "401", "403", "404", "405", "409", "415", "429", "499", "500", "501", "503", "504",
+    ]
+    .into();
     json!({
         "description": format!(
             "A Connect error. The HTTP status follows the code ({}): e.g. `invalid_argument` 400, `not_found` 404, `unimplemented` 501. \

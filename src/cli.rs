@@ -79,18 +79,30 @@ where
                 }
                 flags.push((name, inline));
             }
-            "bind-address" | "config-file" | "data-dir" | "restic-cmd" | "webui-dir" | "keepalive-interval" | "max-parallel-tasks" | "cors-allow-origin" => {
+            "bind-address" | "config-file" | "data-dir" | "restic-cmd" | "webui-dir"
+            | "keepalive-interval" | "max-parallel-tasks" | "cors-allow-origin" => {
                 let value = match inline {
                     Some(v) => v,
-                    None => it.next().ok_or_else(|| format!("flag needs an argument: -{name}"))?,
+                    None => it
+                        .next()
+                        .ok_or_else(|| format!("flag needs an argument: -{name}"))?,
                 };
                 flags.push((name, Some(value)));
             }
             _ => return Err(format!("flag provided but not defined: -{name}")),
         }
     }
-    let get = |n: &str| flags.iter().rev().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    let is_true = |n: &str| matches!(get(n), Some(None) | Some(Some(_))) && !matches!(get(n), Some(Some(ref v)) if v == "false" || v == "0");
+    let get = |n: &str| {
+        flags
+            .iter()
+            .rev()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.clone())
+    };
+    let is_true = |n: &str| {
+        matches!(get(n), Some(None) | Some(Some(_)))
+            && !matches!(get(n), Some(Some(ref v)) if v == "false" || v == "0")
+    };
     if is_true("help") || is_true("h") {
         return Ok(Command::Help);
     }
@@ -104,7 +116,9 @@ where
     let config_file = match flag("config-file").or_else(|| nonempty_env("BACKREST_CONFIG")) {
         Some(p) => PathBuf::from(p),
         None => {
-            let base = nonempty_env("XDG_CONFIG_HOME").map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(".config")));
+            let base = nonempty_env("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .or_else(|| home.as_ref().map(|h| h.join(".config")));
             base.ok_or("cannot find a config location: set HOME, XDG_CONFIG_HOME or -config-file")?
                 .join("backrest")
                 .join("config.json")
@@ -120,25 +134,39 @@ where
                 .ok_or("cannot find a data location: set HOME, XDG_DATA_HOME or -data-dir")?,
         },
     };
-    let bind = flag("bind-address").or_else(|| nonempty_env("BACKREST_PORT")).unwrap_or_else(|| "127.0.0.1:9898".into());
+    let bind = flag("bind-address")
+        .or_else(|| nonempty_env("BACKREST_PORT"))
+        .unwrap_or_else(|| "127.0.0.1:9898".into());
     let bind_address = normalize_bind(&bind);
-    let restic_cmd = flag("restic-cmd").or_else(|| nonempty_env("BACKREST_RESTIC_COMMAND")).map(PathBuf::from);
-    let webui_dir = flag("webui-dir").or_else(|| nonempty_env("BACKREST_WEBUI_DIR")).map(PathBuf::from);
-    let keepalive_interval = match flag("keepalive-interval").or_else(|| nonempty_env("BACKREST_KEEPALIVE_INTERVAL")) {
-        Some(v) => parse_duration(&v).ok_or_else(|| format!("invalid duration {v:?} for -keepalive-interval (use e.g. 60s, 500ms, 2m)"))?,
-        None => Duration::from_secs(60),
-    };
-    let max_parallel_tasks = match flag("max-parallel-tasks").or_else(|| nonempty_env("BACKREST_MAX_PARALLEL_TASKS")) {
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| format!("invalid value {v:?} for -max-parallel-tasks: use a whole number of at least 1"))?,
+    let restic_cmd = flag("restic-cmd")
+        .or_else(|| nonempty_env("BACKREST_RESTIC_COMMAND"))
+        .map(PathBuf::from);
+    let webui_dir = flag("webui-dir")
+        .or_else(|| nonempty_env("BACKREST_WEBUI_DIR"))
+        .map(PathBuf::from);
+    let keepalive_interval =
+        match flag("keepalive-interval").or_else(|| nonempty_env("BACKREST_KEEPALIVE_INTERVAL")) {
+            Some(v) => parse_duration(&v).ok_or_else(|| {
+                format!("invalid duration {v:?} for -keepalive-interval (use e.g. 60s, 500ms, 2m)")
+            })?,
+            None => Duration::from_secs(60),
+        };
+    let max_parallel_tasks = match flag("max-parallel-tasks")
+        .or_else(|| nonempty_env("BACKREST_MAX_PARALLEL_TASKS"))
+    {
+        Some(v) => v.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            format!("invalid value {v:?} for -max-parallel-tasks: use a whole number of at least 1")
+        })?,
         None => 4,
     };
     let cors_allow_origin = flag("cors-allow-origin")
         .or_else(|| nonempty_env("BACKREST_CORS_ALLOW_ORIGIN"))
-        .map(|v| v.split(',').map(|o| o.trim().trim_end_matches('/').to_string()).filter(|o| !o.is_empty()).collect())
+        .map(|v| {
+            v.split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_string())
+                .filter(|o| !o.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     Ok(Command::Run(Options {
         config_file,
@@ -171,7 +199,11 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 /// Go's listener takes `:9898` as "all interfaces"; Backrest also turns a
 /// bare `9898` into `:9898`.
 pub fn normalize_bind(addr: &str) -> String {
-    let addr = if addr.contains(':') { addr.to_string() } else { format!(":{addr}") };
+    let addr = if addr.contains(':') {
+        addr.to_string()
+    } else {
+        format!(":{addr}")
+    };
     if let Some(port) = addr.strip_prefix(':') {
         format!("0.0.0.0:{port}")
     } else if let Some(rest) = addr.strip_prefix("localhost:") {
@@ -186,7 +218,12 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     fn run(args: &[&str], env: &dyn Fn(&str) -> Option<String>) -> Options {
@@ -199,17 +236,32 @@ mod tests {
     #[test]
     fn defaults_follow_backrest() {
         let o = run(&[], &env_of(&[("HOME", "/home/u")]));
-        assert_eq!(o.config_file, PathBuf::from("/home/u/.config/backrest/config.json"));
+        assert_eq!(
+            o.config_file,
+            PathBuf::from("/home/u/.config/backrest/config.json")
+        );
         assert_eq!(o.data_dir, PathBuf::from("/home/u/.local/share/backrest"));
         assert_eq!(o.bind_address, "127.0.0.1:9898");
-        let o = run(&[], &env_of(&[("HOME", "/h"), ("XDG_CONFIG_HOME", "/c"), ("XDG_DATA_HOME", "/d")]));
+        let o = run(
+            &[],
+            &env_of(&[
+                ("HOME", "/h"),
+                ("XDG_CONFIG_HOME", "/c"),
+                ("XDG_DATA_HOME", "/d"),
+            ]),
+        );
         assert_eq!(o.config_file, PathBuf::from("/c/backrest/config.json"));
         assert_eq!(o.data_dir, PathBuf::from("/d/backrest"));
     }
 
     #[test]
     fn flag_forms_and_env() {
-        let env = env_of(&[("HOME", "/h"), ("BACKREST_PORT", "9999"), ("BACKREST_DATA", "/envdata"), ("BACKREST_RESTIC_COMMAND", "/bin/r")]);
+        let env = env_of(&[
+            ("HOME", "/h"),
+            ("BACKREST_PORT", "9999"),
+            ("BACKREST_DATA", "/envdata"),
+            ("BACKREST_RESTIC_COMMAND", "/bin/r"),
+        ]);
         let o = run(&["-config-file", "/x.json", "--data-dir=/dd"], &env);
         assert_eq!(o.config_file, PathBuf::from("/x.json"));
         assert_eq!(o.data_dir, PathBuf::from("/dd"));
@@ -228,7 +280,11 @@ mod tests {
         assert_eq!(parse(["--version"], &env).unwrap(), Command::Version);
         assert_eq!(parse(["-h"], &env).unwrap(), Command::Help);
         assert!(parse(["-nope"], &env).unwrap_err().contains("not defined"));
-        assert!(parse(["-data-dir"], &env).unwrap_err().contains("needs an argument"));
+        assert!(
+            parse(["-data-dir"], &env)
+                .unwrap_err()
+                .contains("needs an argument")
+        );
         assert!(parse(["stray"], &env).is_err());
         assert!(parse(["-keepalive-interval", "soon"], &env).is_err());
     }

@@ -42,13 +42,25 @@ pub fn routes() -> Router {
 
 async fn openapi_json(headers: HeaderMap) -> Response {
     static GZ: OnceLock<Vec<u8>> = OnceLock::new();
-    asset("application/json", OPENAPI_JSON.as_bytes(), &GZ, &headers, "no-cache")
+    asset(
+        "application/json",
+        OPENAPI_JSON.as_bytes(),
+        &GZ,
+        &headers,
+        "no-cache",
+    )
 }
 
 async fn redoc_js(headers: HeaderMap) -> Response {
     static GZ: OnceLock<Vec<u8>> = OnceLock::new();
     // The URL does not change with the bundle: revalidate after a day.
-    asset("text/javascript; charset=utf-8", REDOC_JS, &GZ, &headers, "public, max-age=86400")
+    asset(
+        "text/javascript; charset=utf-8",
+        REDOC_JS,
+        &GZ,
+        &headers,
+        "public, max-age=86400",
+    )
 }
 
 async fn docs_page() -> Response {
@@ -73,12 +85,28 @@ async fn docs_page() -> Response {
 
 /// Serves an embedded asset, gzip-compressed (once, lazily) when the client
 /// accepts it.
-fn asset(mime: &'static str, bytes: &'static [u8], gz: &'static OnceLock<Vec<u8>>, headers: &HeaderMap, cache: &'static str) -> Response {
+fn asset(
+    mime: &'static str,
+    bytes: &'static [u8],
+    gz: &'static OnceLock<Vec<u8>>,
+    headers: &HeaderMap,
+    cache: &'static str,
+) -> Response {
     let accepts_gzip = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| crate::connect::compression::negotiate(Some(v)) == crate::connect::compression::Encoding::Gzip);
-    let body = if accepts_gzip { Body::from(gz.get_or_init(|| crate::connect::compression::gzip(bytes)).as_slice()) } else { Body::from(bytes) };
+        .is_some_and(|v| {
+            crate::connect::compression::negotiate(Some(v))
+                == crate::connect::compression::Encoding::Gzip
+        });
+    let body = if accepts_gzip {
+        Body::from(
+            gz.get_or_init(|| crate::connect::compression::gzip(bytes))
+                .as_slice(),
+        )
+    } else {
+        Body::from(bytes)
+    };
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));

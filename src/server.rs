@@ -18,8 +18,8 @@ use crate::datadir::{self, DataDirLock};
 use crate::logstore::LogStore;
 use crate::oplog::OpLog;
 use crate::orchestrator::Orchestrator;
-use crate::restic::Restic;
 use crate::pb::{v1, v1sync};
+use crate::restic::Restic;
 
 pub struct AppInner {
     pub options: Options,
@@ -49,13 +49,24 @@ impl v1sync::BackrestSyncService for SyncPeerApi {}
 /// The whole HTTP surface: every Connect service, then the web UI.
 pub fn app(state: AppState) -> Router {
     let router = Router::new()
-        .merge(v1::backrest_router(Arc::new(BackrestApi { state: state.clone() })))
-        .merge(v1::authentication_router(Arc::new(AuthenticationApi { state: state.clone() })))
-        .merge(v1sync::backrest_sync_state_service_router(Arc::new(SyncStateApi { state: state.clone() })))
+        .merge(v1::backrest_router(Arc::new(BackrestApi {
+            state: state.clone(),
+        })))
+        .merge(v1::authentication_router(Arc::new(AuthenticationApi {
+            state: state.clone(),
+        })))
+        .merge(v1sync::backrest_sync_state_service_router(Arc::new(
+            SyncStateApi {
+                state: state.clone(),
+            },
+        )))
         .merge(v1sync::backrest_sync_service_router(Arc::new(SyncPeerApi)))
         .merge(crate::docs::routes())
         .merge(crate::web::routes(state.clone()))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::middleware::require_auth))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::middleware::require_auth,
+        ))
         .layer(Extension(state.shutdown.clone()));
     match crate::auth::middleware::cors(&state.options.cors_allow_origin) {
         Some(cors) => router.layer(cors),
@@ -64,7 +75,10 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Opens the data directory, config and stores. Holds the directory lock.
-pub async fn open_state(options: Options, shutdown: ShutdownSignal) -> anyhow::Result<(AppState, DataDirLock)> {
+pub async fn open_state(
+    options: Options,
+    shutdown: ShutdownSignal,
+) -> anyhow::Result<(AppState, DataDirLock)> {
     datadir::create_dir(&options.data_dir)?;
     let lock = datadir::lock(&options.data_dir)?;
     let config = ConfigStore::open(&options.config_file)
@@ -72,24 +86,47 @@ pub async fn open_state(options: Options, shutdown: ShutdownSignal) -> anyhow::R
     let oplog = OpLog::open(&options.data_dir.join("oplog.sqlite"))
         .await
         .context("cannot open the operation log")?;
-    let logs = LogStore::open(&options.data_dir.join("tasklogs")).await.context("cannot open the log store")?;
-    let interrupted_repos = crate::orchestrator::recovery::recover(&oplog).await.context("cannot recover unfinished operations")?;
+    let logs = LogStore::open(&options.data_dir.join("tasklogs"))
+        .await
+        .context("cannot open the log store")?;
+    let interrupted_repos = crate::orchestrator::recovery::recover(&oplog)
+        .await
+        .context("cannot recover unfinished operations")?;
     let restic = match Restic::discover(options.restic_cmd.as_deref(), &options.data_dir).await {
         Ok(r) => {
             tracing::info!(path = %r.bin.display(), "using restic {}", r.version);
             Ok(Arc::new(r))
         }
         Err(e) => {
-            tracing::warn!("{e}; backups and other restic operations will fail until restic is available");
+            tracing::warn!(
+                "{e}; backups and other restic operations will fail until restic is available"
+            );
             Err(e)
         }
     };
     let config = Arc::new(config);
-    let auth = Arc::new(crate::auth::Auth::open(&options.data_dir, config.clone()).context("cannot set up authentication")?);
+    let auth = Arc::new(
+        crate::auth::Auth::open(&options.data_dir, config.clone())
+            .context("cannot set up authentication")?,
+    );
     crate::auth::warn_if_open(&options.bind_address, &config.get());
-    let orchestrator = Orchestrator::new(config.clone(), oplog.clone(), logs.clone(), restic, options.max_parallel_tasks);
+    let orchestrator = Orchestrator::new(
+        config.clone(),
+        oplog.clone(),
+        logs.clone(),
+        restic,
+        options.max_parallel_tasks,
+    );
     orchestrator.unlock_after_crash(interrupted_repos);
-    let state = AppState(Arc::new(AppInner { options, config, oplog, logs, orchestrator, shutdown, auth }));
+    let state = AppState(Arc::new(AppInner {
+        options,
+        config,
+        oplog,
+        logs,
+        orchestrator,
+        shutdown,
+        auth,
+    }));
     Ok((state, lock))
 }
 
@@ -121,8 +158,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let router = app(state.clone());
     let shutdown_signal = state.shutdown.clone();
     // Peer addresses feed the failed-login throttle.
-    let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal.wait());
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal.wait());
     let server = tokio::spawn(async move { server.await });
 
     signals.wait().await;

@@ -39,7 +39,11 @@ async fn static_file(State(state): State<AppState>, req: Request) -> Response {
         return not_found();
     };
     let rel = req.uri().path().trim_start_matches('/');
-    let rel = if rel.is_empty() || rel.ends_with('/') { format!("{rel}index.html") } else { rel.to_string() };
+    let rel = if rel.is_empty() || rel.ends_with('/') {
+        format!("{rel}index.html")
+    } else {
+        rel.to_string()
+    };
     serve_from(dir, &rel, req.headers()).await
 }
 
@@ -80,8 +84,12 @@ fn percent_decode(s: &str) -> Option<String> {
 /// as-is with `Content-Encoding: gzip` when the client accepts gzip, else
 /// decompressed.
 async fn serve_from(dir: &Path, rel: &str, headers: &HeaderMap) -> Response {
-    let Some(path) = safe_join(dir, rel) else { return not_found() };
-    let mime = mime_guess::from_path(&path).first_or_octet_stream().to_string();
+    let Some(path) = safe_join(dir, rel) else {
+        return not_found();
+    };
+    let mime = mime_guess::from_path(&path)
+        .first_or_octet_stream()
+        .to_string();
     if let Ok(meta) = tokio::fs::metadata(&path).await {
         if meta.is_file() {
             if let Ok(bytes) = tokio::fs::read(&path).await {
@@ -91,17 +99,26 @@ async fn serve_from(dir: &Path, rel: &str, headers: &HeaderMap) -> Response {
     }
     let mut gz = path.clone().into_os_string();
     gz.push(".gz");
-    let Ok(bytes) = tokio::fs::read(&gz).await else { return not_found() };
+    let Ok(bytes) = tokio::fs::read(&gz).await else {
+        return not_found();
+    };
     let accepts_gzip = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| crate::connect::compression::negotiate(Some(v)) == crate::connect::compression::Encoding::Gzip);
+        .is_some_and(|v| {
+            crate::connect::compression::negotiate(Some(v))
+                == crate::connect::compression::Encoding::Gzip
+        });
     if accepts_gzip {
         file_response(&mime, bytes, true)
     } else {
         match crate::connect::compression::gunzip(&bytes, 256 * 1024 * 1024) {
             Ok(plain) => file_response(&mime, plain, false),
-            Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "corrupt compressed asset").into_response(),
+            Err(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "corrupt compressed asset",
+            )
+                .into_response(),
         }
     }
 }
@@ -109,7 +126,10 @@ async fn serve_from(dir: &Path, rel: &str, headers: &HeaderMap) -> Response {
 fn file_response(mime: &str, bytes: Vec<u8>, gzipped: bool) -> Response {
     let mut resp = Response::new(Body::from(bytes));
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_str(mime).unwrap_or(HeaderValue::from_static("application/octet-stream")));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(mime).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     if gzipped {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
@@ -123,7 +143,10 @@ fn not_found() -> Response {
 
 pub fn with_security_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     resp
 }
@@ -160,7 +183,10 @@ mod tests {
     #[test]
     fn safe_join_refuses_escapes() {
         let d = Path::new("/srv/ui");
-        assert_eq!(safe_join(d, "assets/a.js"), Some(PathBuf::from("/srv/ui/assets/a.js")));
+        assert_eq!(
+            safe_join(d, "assets/a.js"),
+            Some(PathBuf::from("/srv/ui/assets/a.js"))
+        );
         assert_eq!(safe_join(d, "./a.js"), Some(PathBuf::from("/srv/ui/a.js")));
         assert_eq!(safe_join(d, "../etc/passwd"), None);
         assert_eq!(safe_join(d, "a/%2e%2e/%2e%2e/x"), None);

@@ -15,21 +15,44 @@ async fn get_config_in_json_and_binary_agree() {
     let cfg = ok_json(&s, "/v1.Backrest/GetConfig", json!({})).await;
     assert_eq!(cfg["version"], 6);
     assert_eq!(cfg["auth"]["disabled"], true);
-    let key_id = cfg["sync"]["identity"]["keyId"].as_str().unwrap().to_string();
+    let key_id = cfg["sync"]["identity"]["keyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(key_id.starts_with("ed25519."));
     // The private key never leaves the server.
-    assert!(cfg["sync"]["identity"].get("ed25519priv").is_none(), "{cfg}");
+    assert!(
+        cfg["sync"]["identity"].get("ed25519priv").is_none(),
+        "{cfg}"
+    );
 
-    let bin: v1::Config = call_proto(&s, "/v1.Backrest/GetConfig", &pbjson_types::Empty {}).await.unwrap();
+    let bin: v1::Config = call_proto(&s, "/v1.Backrest/GetConfig", &pbjson_types::Empty {})
+        .await
+        .unwrap();
     assert_eq!(bin.version, 6);
-    assert_eq!(bin.multihost.as_ref().unwrap().identity.as_ref().unwrap().keyid, key_id);
+    assert_eq!(
+        bin.multihost
+            .as_ref()
+            .unwrap()
+            .identity
+            .as_ref()
+            .unwrap()
+            .keyid,
+        key_id
+    );
 
     // The file was created on first start, 0600, with the full identity.
     let path = s.config_path();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let on_disk: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    assert!(!on_disk["sync"]["identity"]["ed25519priv"].as_str().unwrap().is_empty());
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert!(
+        !on_disk["sync"]["identity"]["ed25519priv"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
 }
 
 fn repo_json(id: &str) -> serde_json::Value {
@@ -52,7 +75,10 @@ async fn set_config_round_trip_modno_and_validation() {
     assert_eq!(saved["instance"], "host-1");
     // Validation sorts paths; snake_case json name kept for backup_flags.
     assert_eq!(saved["plans"][0]["paths"], json!(["/a", "/b"]));
-    assert_eq!(saved["plans"][0]["backup_flags"], json!(["--one-file-system"]));
+    assert_eq!(
+        saved["plans"][0]["backup_flags"],
+        json!(["--one-file-system"])
+    );
 
     // Stale modno: failed_precondition, nothing changes.
     let mut stale = cfg.clone();
@@ -78,8 +104,15 @@ async fn set_config_round_trip_modno_and_validation() {
     let mut no_users = saved.clone();
     no_users["auth"] = json!({"disabled": false});
     let (_, err) = call_json(&s, "/v1.Backrest/SetConfig", no_users).await;
-    assert!(err["message"].as_str().unwrap().contains("no users"), "{err}");
-    assert_eq!(std::fs::read(s.config_path()).unwrap(), before, "a rejected SetConfig must not touch the file");
+    assert!(
+        err["message"].as_str().unwrap().contains("no users"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(s.config_path()).unwrap(),
+        before,
+        "a rejected SetConfig must not touch the file"
+    );
 
     // Unknown fields are ignored and proto field names accepted.
     let mut lenient = saved.clone();
@@ -90,12 +123,18 @@ async fn set_config_round_trip_modno_and_validation() {
     assert_eq!(saved2["plans"][0]["skipIfUnchanged"], true);
 
     // Binary SetConfig.
-    let mut bin: v1::Config = call_proto(&s, "/v1.Backrest/GetConfig", &pbjson_types::Empty {}).await.unwrap();
+    let mut bin: v1::Config = call_proto(&s, "/v1.Backrest/GetConfig", &pbjson_types::Empty {})
+        .await
+        .unwrap();
     bin.instance = "host-bin".into();
-    let out: v1::Config = call_proto(&s, "/v1.Backrest/SetConfig", &bin).await.unwrap();
+    let out: v1::Config = call_proto(&s, "/v1.Backrest/SetConfig", &bin)
+        .await
+        .unwrap();
     assert_eq!(out.modno, bin.modno + 1);
     assert_eq!(out.instance, "host-bin");
-    let stale_err = call_proto::<_, v1::Config>(&s, "/v1.Backrest/SetConfig", &bin).await.unwrap_err();
+    let stale_err = call_proto::<_, v1::Config>(&s, "/v1.Backrest/SetConfig", &bin)
+        .await
+        .unwrap_err();
     assert_eq!(stale_err.0, 400);
     assert_eq!(stale_err.1["code"], "failed_precondition");
 }
@@ -176,10 +215,18 @@ async fn an_existing_backrest_config_is_read_unchanged() {
     let cfg = ok_json(&s, "/v1.Backrest/GetConfig", json!({})).await;
     assert_eq!(cfg["instance"], "backrest-host");
     assert_eq!(cfg["modno"], 4);
-    assert_eq!(cfg["plans"][0]["retention"]["policyTimeBucketed"]["daily"], 30);
+    assert_eq!(
+        cfg["plans"][0]["retention"]["policyTimeBucketed"]["daily"],
+        30
+    );
     assert_eq!(cfg["repos"][0]["autoUnlock"], true);
     // A config without a sync identity gets one (Backrest does the same).
-    assert!(cfg["sync"]["identity"]["keyId"].as_str().unwrap().starts_with("ed25519."));
+    assert!(
+        cfg["sync"]["identity"]["keyId"]
+            .as_str()
+            .unwrap()
+            .starts_with("ed25519.")
+    );
 }
 
 #[tokio::test]

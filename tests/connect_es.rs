@@ -27,7 +27,9 @@ use common::*;
 const PLAN_A_COUNT: usize = 2;
 
 fn node_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("node")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("node")
 }
 
 fn op(plan: &str, repo: &str, msg: &str, start_ms: i64) -> v1::Operation {
@@ -52,15 +54,36 @@ async fn seed_oplog(data_dir: &Path) -> (i64, i64) {
     let base = chrono::Utc::now().timestamp_millis() - 3_600_000;
     let mut ops = Vec::new();
     for i in 1..=PLAN_A_COUNT {
-        ops.push(op("plan-a", "repo-a", &format!("seed-a-{i}"), base + i as i64 * 60_000));
+        ops.push(op(
+            "plan-a",
+            "repo-a",
+            &format!("seed-a-{i}"),
+            base + i as i64 * 60_000,
+        ));
     }
     ops.push(op("plan-b", "repo-b", "seed-b-1", base + 10 * 60_000));
-    ops.push(op("clear-binary", "repo-a", "clear-me-binary", base + 20 * 60_000));
-    ops.push(op("clear-json", "repo-a", "clear-me-json", base + 30 * 60_000));
-    let oplog = OpLog::open(&data_dir.join("oplog.sqlite")).await.expect("open the oplog for seeding");
+    ops.push(op(
+        "clear-binary",
+        "repo-a",
+        "clear-me-binary",
+        base + 20 * 60_000,
+    ));
+    ops.push(op(
+        "clear-json",
+        "repo-a",
+        "clear-me-json",
+        base + 30 * 60_000,
+    ));
+    let oplog = OpLog::open(&data_dir.join("oplog.sqlite"))
+        .await
+        .expect("open the oplog for seeding");
     let added = oplog.add(ops).await.expect("seed the oplog");
     oplog.close().await;
-    assert_eq!(added.len(), PLAN_A_COUNT + 3, "OpLog::add returns every added operation");
+    assert_eq!(
+        added.len(),
+        PLAN_A_COUNT + 3,
+        "OpLog::add returns every added operation"
+    );
     let id_of = |plan: &str| {
         let op = added.iter().find(|o| o.plan_id == plan).unwrap();
         assert!(op.id > 0, "OpLog::add assigns ids: {op:?}");
@@ -82,7 +105,11 @@ fn run_logged(
     let out = std::fs::File::create(log).unwrap();
     let err = out.try_clone().unwrap();
     let mut cmd = Command::new(program);
-    cmd.args(args).current_dir(dir).stdin(Stdio::null()).stdout(out).stderr(err);
+    cmd.args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -124,7 +151,11 @@ fn newest_mtime(dir: &Path) -> SystemTime {
     for entry in std::fs::read_dir(dir).unwrap() {
         let entry = entry.unwrap();
         let meta = entry.metadata().unwrap();
-        let t = if meta.is_dir() { newest_mtime(&entry.path()) } else { meta.modified().unwrap() };
+        let t = if meta.is_dir() {
+            newest_mtime(&entry.path())
+        } else {
+            meta.modified().unwrap()
+        };
         newest = newest.max(t);
     }
     newest
@@ -147,8 +178,15 @@ fn prepare_node_project(logs: &Path) {
     }
     let stamp = dir.join("gen").join("v1").join("service_pb.ts");
     let proto_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("proto");
-    let inputs = newest_mtime(&proto_dir).max(std::fs::metadata(dir.join("buf.gen.yaml")).unwrap().modified().unwrap());
-    let fresh = std::fs::metadata(&stamp).map(|m| m.modified().unwrap() >= inputs).unwrap_or(false);
+    let inputs = newest_mtime(&proto_dir).max(
+        std::fs::metadata(dir.join("buf.gen.yaml"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+    );
+    let fresh = std::fs::metadata(&stamp)
+        .map(|m| m.modified().unwrap() >= inputs)
+        .unwrap_or(false);
     if !fresh {
         let (ok, out) = run_logged(
             &dir,
@@ -158,8 +196,16 @@ fn prepare_node_project(logs: &Path) {
             &logs.join("npm-generate.log"),
             Duration::from_secs(300),
         );
-        assert!(ok, "`npm run generate` (buf + protoc-gen-es over proto/) in {} failed:\n{out}", dir.display());
-        assert!(stamp.exists(), "`npm run generate` did not produce {}", stamp.display());
+        assert!(
+            ok,
+            "`npm run generate` (buf + protoc-gen-es over proto/) in {} failed:\n{out}",
+            dir.display()
+        );
+        assert!(
+            stamp.exists(),
+            "`npm run generate` did not produce {}",
+            stamp.display()
+        );
     }
 }
 
@@ -174,7 +220,10 @@ fn connect_es_client_binary_and_json() {
 
     prepare_node_project(tmp.path());
 
-    let s = ServerBuilder::in_dir(tmp.path()).arg("-keepalive-interval").arg("200ms").start();
+    let s = ServerBuilder::in_dir(tmp.path())
+        .arg("-keepalive-interval")
+        .arg("200ms")
+        .start();
     let count = PLAN_A_COUNT.to_string();
     let (clear_binary, clear_json) = (clear_binary.to_string(), clear_json.to_string());
     let (ok, out) = run_logged(
@@ -201,8 +250,17 @@ fn connect_es_client_binary_and_json() {
     // Shown with `cargo test -- --nocapture`.
     println!("{out}");
     // The client really ran both modes (guards against a silently empty run).
-    for suite in ["Connect-ES client, binary format", "Connect-ES client, json format"] {
-        assert!(out.contains(suite), "client output lacks the suite {suite:?}:\n{out}");
+    for suite in [
+        "Connect-ES client, binary format",
+        "Connect-ES client, json format",
+    ] {
+        assert!(
+            out.contains(suite),
+            "client output lacks the suite {suite:?}:\n{out}"
+        );
     }
-    assert!(out.contains("fail 0"), "client output has no `fail 0` summary:\n{out}");
+    assert!(
+        out.contains("fail 0"),
+        "client output has no `fail 0` summary:\n{out}"
+    );
 }

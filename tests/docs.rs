@@ -25,7 +25,8 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// scripts/schemathesis/fuzz.py).
 const FUZZ_USER: &str = "fuzz";
 const FUZZ_PASSWORD: &str = "fuzz-password";
-const FUZZ_PASSWORD_BCRYPT: &str = "JDJhJDEwJE1keWx5UjJGa3BOZ3NwZXd6Tkwxb082S2RZSlBkdjgwRnBIOGFhTlNDakpDSGtLRkF6V2VL";
+const FUZZ_PASSWORD_BCRYPT: &str =
+    "JDJhJDEwJE1keWx5UjJGa3BOZ3NwZXd6Tkwxb082S2RZSlBkdjgwRnBIOGFhTlNDakpDSGtLRkF6V2VL";
 
 fn spec() -> Value {
     serde_json::from_str(OPENAPI_JSON).expect("openapi.json is JSON")
@@ -36,7 +37,12 @@ fn descriptors() -> FileDescriptorSet {
 }
 
 /// Every message and enum of the descriptor set, by full name (no dot).
-fn types(fds: &FileDescriptorSet) -> (BTreeMap<String, DescriptorProto>, BTreeMap<String, EnumDescriptorProto>) {
+fn types(
+    fds: &FileDescriptorSet,
+) -> (
+    BTreeMap<String, DescriptorProto>,
+    BTreeMap<String, EnumDescriptorProto>,
+) {
     fn walk(
         prefix: &str,
         m: &DescriptorProto,
@@ -82,7 +88,9 @@ fn every_rpc_of_the_descriptor_set_has_its_operation_and_nothing_else_does() {
             let full = format!("{}.{}", file.package(), service.name());
             for m in &service.method {
                 let path = format!("/{full}/{}", m.name());
-                let op = &paths.get(&path).unwrap_or_else(|| panic!("{path} is missing from /openapi.json"))["post"];
+                let op = &paths
+                    .get(&path)
+                    .unwrap_or_else(|| panic!("{path} is missing from /openapi.json"))["post"];
                 assert_eq!(op["operationId"], format!("{full}.{}", m.name()), "{path}");
                 assert_eq!(op["summary"], m.name(), "{path}");
                 assert_eq!(op["tags"], json!([full]), "{path}");
@@ -93,21 +101,47 @@ fn every_rpc_of_the_descriptor_set_has_its_operation_and_nothing_else_does() {
                     (false, true) => ("application/connect+json", Some("server")),
                     (true, _) => ("application/connect+json", Some("bidi")),
                 };
-                assert_eq!(op["requestBody"]["content"][ct]["schema"]["$ref"], schema_ref(&format!("{input}Input")), "{path}");
-                assert_eq!(op.get("x-connect-streaming").and_then(Value::as_str), streaming, "{path}");
+                assert_eq!(
+                    op["requestBody"]["content"][ct]["schema"]["$ref"],
+                    schema_ref(&format!("{input}Input")),
+                    "{path}"
+                );
+                assert_eq!(
+                    op.get("x-connect-streaming").and_then(Value::as_str),
+                    streaming,
+                    "{path}"
+                );
                 if streaming != Some("bidi") {
-                    assert_eq!(op["responses"]["200"]["content"][ct]["schema"]["$ref"], schema_ref(output), "{path}");
+                    assert_eq!(
+                        op["responses"]["200"]["content"][ct]["schema"]["$ref"],
+                        schema_ref(output),
+                        "{path}"
+                    );
                 }
-                assert_eq!(op["responses"]["default"]["$ref"], "#/components/responses/ConnectError", "{path}");
-                let curl = op["x-codeSamples"][0]["source"].as_str().unwrap_or_else(|| panic!("{path}: no curl sample"));
-                assert!(curl.contains(&format!("localhost:9898{path}")), "{path}: {curl}");
-                assert!(op["description"].as_str().is_some_and(|d| !d.is_empty()), "{path}: no description");
+                assert_eq!(
+                    op["responses"]["default"]["$ref"], "#/components/responses/ConnectError",
+                    "{path}"
+                );
+                let curl = op["x-codeSamples"][0]["source"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{path}: no curl sample"));
+                assert!(
+                    curl.contains(&format!("localhost:9898{path}")),
+                    "{path}: {curl}"
+                );
+                assert!(
+                    op["description"].as_str().is_some_and(|d| !d.is_empty()),
+                    "{path}: no description"
+                );
                 expected.insert(path);
             }
         }
     }
     let documented: BTreeSet<String> = paths.keys().cloned().collect();
-    assert_eq!(documented, expected, "operations without an RPC in the descriptor set");
+    assert_eq!(
+        documented, expected,
+        "operations without an RPC in the descriptor set"
+    );
 }
 
 #[test]
@@ -121,11 +155,24 @@ fn every_message_field_and_enum_value_is_in_its_schemas() {
             Some(base) => (base, true),
             None => (name.as_str(), false),
         };
-        if let Some(m) = msgs.get(full).filter(|_| !full.starts_with("google.protobuf.")) {
-            let want: BTreeSet<String> = m.field.iter().map(|f| f.json_name().to_string()).collect();
-            let got: BTreeSet<String> = schema["properties"].as_object().unwrap().keys().cloned().collect();
+        if let Some(m) = msgs
+            .get(full)
+            .filter(|_| !full.starts_with("google.protobuf."))
+        {
+            let want: BTreeSet<String> =
+                m.field.iter().map(|f| f.json_name().to_string()).collect();
+            let got: BTreeSet<String> = schema["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
             assert_eq!(got, want, "schema {name} and message {full} disagree");
-            assert_eq!(schema["additionalProperties"], if input { Value::Null } else { json!(false) }, "{name}");
+            assert_eq!(
+                schema["additionalProperties"],
+                if input { Value::Null } else { json!(false) },
+                "{name}"
+            );
             for f in &m.field {
                 let p = &schema["properties"][f.json_name()];
                 let ty = if input { &p["type"][0] } else { &p["type"] };
@@ -136,11 +183,19 @@ fn every_message_field_and_enum_value_is_in_its_schemas() {
             checked += 1;
         } else if let Some(e) = enums.get(full) {
             let names: Vec<&str> = e.value.iter().map(|v| v.name()).collect();
-            let listed = if input { &schema["anyOf"][0]["enum"] } else { &schema["enum"] };
+            let listed = if input {
+                &schema["anyOf"][0]["enum"]
+            } else {
+                &schema["enum"]
+            };
             assert_eq!(listed, &json!(names), "enum schema {name}");
             if input {
                 let numbers: Vec<i32> = e.value.iter().map(|v| v.number()).collect();
-                assert_eq!(schema["anyOf"][1]["enum"], json!(numbers), "enum schema {name}");
+                assert_eq!(
+                    schema["anyOf"][1]["enum"],
+                    json!(numbers),
+                    "enum schema {name}"
+                );
             }
             checked += 1;
         } else {
@@ -155,10 +210,14 @@ fn every_message_field_and_enum_value_is_in_its_schemas() {
     let mut refs = BTreeSet::new();
     collect_refs(&spec, &mut refs);
     for r in refs {
-        let target = r.strip_prefix("#/").unwrap_or_else(|| panic!("external reference {r}"));
+        let target = r
+            .strip_prefix("#/")
+            .unwrap_or_else(|| panic!("external reference {r}"));
         let mut v = &spec;
         for part in target.split('/') {
-            v = v.get(part).unwrap_or_else(|| panic!("dangling reference {r}"));
+            v = v
+                .get(part)
+                .unwrap_or_else(|| panic!("dangling reference {r}"));
         }
     }
 }
@@ -189,7 +248,10 @@ fn the_json_mapping_is_proto3_json() {
     let s = &spec["components"]["schemas"];
     // int64: a string out; a string or a number in.
     assert_eq!(s["v1.Operation"]["properties"]["id"]["type"], "string");
-    assert_eq!(s["v1.OperationInput"]["properties"]["id"]["type"], json!(["string", "integer", "null"]));
+    assert_eq!(
+        s["v1.OperationInput"]["properties"]["id"]["type"],
+        json!(["string", "integer", "null"])
+    );
     // int32 stays a number out.
     assert_eq!(s["v1.Config"]["properties"]["modno"]["type"], "integer");
     // json_name overrides, as pbjson uses them.
@@ -197,24 +259,60 @@ fn the_json_mapping_is_proto3_json() {
     assert!(s["v1.Plan"]["properties"].get("backup_flags").is_some());
     assert!(s["v1.PrivateKey"]["properties"].get("keyId").is_some());
     // Enums by name out, name or number in.
-    assert_eq!(s["v1.Operation"]["properties"]["status"]["$ref"], "#/components/schemas/v1.OperationStatus");
+    assert_eq!(
+        s["v1.Operation"]["properties"]["status"]["$ref"],
+        "#/components/schemas/v1.OperationStatus"
+    );
     assert_eq!(s["v1.OperationStatus"]["type"], "string");
     // Oneof members: optional properties with a note; at most one on input.
-    let note = s["v1.Hook"]["properties"]["actionCommand"]["description"].as_str().unwrap();
+    let note = s["v1.Hook"]["properties"]["actionCommand"]["description"]
+        .as_str()
+        .unwrap();
     assert!(note.contains("oneof `action`"), "{note}");
     assert!(s["v1.HookInput"]["not"]["anyOf"].as_array().unwrap().len() == 8 * 7 / 2);
     // Empty is {}; bytes are base64.
     assert_eq!(s["google.protobuf.Empty"]["type"], "object");
-    assert_eq!(s["types.BytesValue"]["properties"]["value"]["contentEncoding"], "base64");
+    assert_eq!(
+        s["types.BytesValue"]["properties"]["value"]["contentEncoding"],
+        "base64"
+    );
     // Comments become descriptions.
-    assert!(s["v1.Config"]["properties"]["modno"]["description"].as_str().unwrap().contains("Optimistic-concurrency"));
-    assert!(spec["paths"]["/v1.Backrest/GetOperations"]["post"]["description"].as_str().unwrap().contains("last_n"));
+    assert!(
+        s["v1.Config"]["properties"]["modno"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("Optimistic-concurrency")
+    );
+    assert!(
+        spec["paths"]["/v1.Backrest/GetOperations"]["post"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("last_n")
+    );
     // Errors and security.
-    assert_eq!(s["connect.error"]["properties"]["code"]["enum"].as_array().unwrap().len(), 16);
-    assert_eq!(spec["components"]["securitySchemes"]["basicAuth"]["scheme"], "basic");
-    assert_eq!(spec["components"]["securitySchemes"]["bearerAuth"]["scheme"], "bearer");
-    assert_eq!(spec["paths"]["/v1.Authentication/Login"]["post"]["security"], json!([]));
-    assert_eq!(spec["paths"]["/v1sync.BackrestSyncService/Sync"]["post"]["x-backrest-rs-unsupported"], true);
+    assert_eq!(
+        s["connect.error"]["properties"]["code"]["enum"]
+            .as_array()
+            .unwrap()
+            .len(),
+        16
+    );
+    assert_eq!(
+        spec["components"]["securitySchemes"]["basicAuth"]["scheme"],
+        "basic"
+    );
+    assert_eq!(
+        spec["components"]["securitySchemes"]["bearerAuth"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(
+        spec["paths"]["/v1.Authentication/Login"]["post"]["security"],
+        json!([])
+    );
+    assert_eq!(
+        spec["paths"]["/v1sync.BackrestSyncService/Sync"]["post"]["x-backrest-rs-unsupported"],
+        true
+    );
 }
 
 // 2. Serving it.
@@ -258,9 +356,15 @@ async fn openapi_json_and_docs_are_served_without_credentials() {
     assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
     assert!(resp.headers().contains_key("content-security-policy"));
     let html = resp.text().await.unwrap();
-    assert!(html.contains("docs/redoc.standalone.js") && html.contains("openapi.json"), "{html}");
+    assert!(
+        html.contains("docs/redoc.standalone.js") && html.contains("openapi.json"),
+        "{html}"
+    );
 
-    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let resp = no_redirects.get(s.url("/docs/")).send().await.unwrap();
     assert_eq!(resp.status(), 308);
     assert_eq!(resp.headers()["location"], "../docs");
@@ -268,15 +372,26 @@ async fn openapi_json_and_docs_are_served_without_credentials() {
     // The bundle, plain and gzip-compressed.
     let resp = get(&s, "/docs/redoc.standalone.js", false).await;
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
     assert!(resp.headers().get("content-encoding").is_none());
     assert_eq!(&resp.bytes().await.unwrap()[..], REDOC_JS);
     let resp = get(&s, "/docs/redoc.standalone.js", true).await;
     assert_eq!(resp.headers()["content-encoding"], "gzip");
     let gz = resp.bytes().await.unwrap();
-    assert!(gz.len() < REDOC_JS.len() / 2, "{} bytes compressed", gz.len());
+    assert!(
+        gz.len() < REDOC_JS.len() / 2,
+        "{} bytes compressed",
+        gz.len()
+    );
     let mut plain = Vec::new();
-    flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut plain).unwrap();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut plain)
+        .unwrap();
     assert_eq!(plain, REDOC_JS);
     let resp = get(&s, "/openapi.json", true).await;
     assert_eq!(resp.headers()["content-encoding"], "gzip");
@@ -287,11 +402,25 @@ fn the_vendored_redoc_bundle_matches_its_checksum_and_stays_small() {
     use sha2::{Digest, Sha256};
     let dir = PathBuf::from(ROOT).join("assets/redoc");
     let on_disk = std::fs::read(dir.join("redoc.standalone.js")).unwrap();
-    assert_eq!(on_disk, REDOC_JS, "the embedded bundle is the file in assets/redoc/");
-    let (sum, file) = REDOC_SHA256SUMS.trim().split_once("  ").expect("`<sha256>  <file>`");
+    assert_eq!(
+        on_disk, REDOC_JS,
+        "the embedded bundle is the file in assets/redoc/"
+    );
+    let (sum, file) = REDOC_SHA256SUMS
+        .trim()
+        .split_once("  ")
+        .expect("`<sha256>  <file>`");
     assert_eq!(file, "redoc.standalone.js");
-    assert_eq!(hex::encode(Sha256::digest(REDOC_JS)), sum, "assets/redoc/redoc.standalone.js changed: see assets/redoc/README.md");
-    assert!(REDOC_JS.len() < 5 << 20, "the bundle is {} bytes: keep what git carries small", REDOC_JS.len());
+    assert_eq!(
+        hex::encode(Sha256::digest(REDOC_JS)),
+        sum,
+        "assets/redoc/redoc.standalone.js changed: see assets/redoc/README.md"
+    );
+    assert!(
+        REDOC_JS.len() < 5 << 20,
+        "the bundle is {} bytes: keep what git carries small",
+        REDOC_JS.len()
+    );
     assert!(dir.join("LICENSE").exists());
 }
 
@@ -300,7 +429,9 @@ fn the_vendored_redoc_bundle_matches_its_checksum_and_stays_small() {
 /// The curl commands in the README's "The API" section, continuation lines joined.
 fn readme_curls() -> Vec<String> {
     let readme = std::fs::read_to_string(PathBuf::from(ROOT).join("README.md")).unwrap();
-    let start = readme.find("\n## The API").expect("README has a `## The API` section");
+    let start = readme
+        .find("\n## The API")
+        .expect("README has a `## The API` section");
     let section = &readme[start + 1..];
     let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
     let mut out = Vec::new();
@@ -332,10 +463,19 @@ fn run_curl(srv: &Server, cmd: &str, plan: &str) -> (u16, Vec<u8>) {
         .arg(format!("{cmd} -sS -m 60 -w '\\n%{{http_code}}'"))
         .output()
         .expect("run sh");
-    assert!(out.status.success(), "`{cmd}` failed ({:?}): {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed ({:?}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = out.stdout;
     let nl = text.iter().rposition(|b| *b == b'\n').expect("status line");
-    let status = std::str::from_utf8(&text[nl + 1..]).unwrap().trim().parse().unwrap();
+    let status = std::str::from_utf8(&text[nl + 1..])
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     (status, text[..nl].to_vec())
 }
 
@@ -348,7 +488,12 @@ async fn the_readme_curl_commands_work_as_shown() {
         curls.contains(&r#"curl -X POST localhost:9898/v1.Backrest/Backup --data '{"value": "PLAN_ID"}' -H 'Content-Type: application/json'"#.to_string()),
         "{curls:#?}"
     );
-    assert!(has("/v1.Backrest/GetOperations") && has(r#"--data '{}'"#) && has(r#"{"selector": {"planId": "PLAN_ID"}}"#), "{curls:#?}");
+    assert!(
+        has("/v1.Backrest/GetOperations")
+            && has(r#"--data '{}'"#)
+            && has(r#"{"selector": {"planId": "PLAN_ID"}}"#),
+        "{curls:#?}"
+    );
     assert!(has("-u USERNAME:PASSWORD"), "{curls:#?}");
 
     // A plan to back up: repo r1 in a temp dir (initialized by AddRepo), plan p1.
@@ -360,7 +505,12 @@ async fn the_readme_curl_commands_work_as_shown() {
     let mut cfg = ok_json(&s, "/v1.Backrest/GetConfig", json!({})).await;
     cfg["instance"] = json!("docs-test");
     ok_json(&s, "/v1.Backrest/SetConfig", cfg).await;
-    let mut cfg = ok_json(&s, "/v1.Backrest/AddRepo", json!({"repo": {"id": "r1", "uri": tmp.path().join("repo"), "password": "pw"}})).await;
+    let mut cfg = ok_json(
+        &s,
+        "/v1.Backrest/AddRepo",
+        json!({"repo": {"id": "r1", "uri": tmp.path().join("repo"), "password": "pw"}}),
+    )
+    .await;
     cfg["plans"] = json!([{"id": "p1", "repo": "r1", "paths": [src]}]);
     ok_json(&s, "/v1.Backrest/SetConfig", cfg).await;
 
@@ -369,18 +519,34 @@ async fn the_readme_curl_commands_work_as_shown() {
 
     let mut backup_done = false;
     for cmd in &curls {
-        let target = if cmd.contains("USERNAME:PASSWORD") { &with_user } else { &s };
+        let target = if cmd.contains("USERNAME:PASSWORD") {
+            &with_user
+        } else {
+            &s
+        };
         let (status, body) = run_curl(target, cmd, "p1");
-        assert_eq!(status, 200, "`{cmd}` answered {status}: {}", String::from_utf8_lossy(&body));
-        let v: Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("`{cmd}`: not JSON ({e})"));
+        assert_eq!(
+            status,
+            200,
+            "`{cmd}` answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        let v: Value =
+            serde_json::from_slice(&body).unwrap_or_else(|e| panic!("`{cmd}`: not JSON ({e})"));
         if cmd.contains("/Backup") {
             assert_eq!(v, json!({}), "{cmd}");
             backup_done = true;
         }
         if cmd.contains(r#""planId": "PLAN_ID""#) {
-            assert!(backup_done, "the README shows Backup before the plan's GetOperations");
+            assert!(
+                backup_done,
+                "the README shows Backup before the plan's GetOperations"
+            );
             let ops = v["operations"].as_array().cloned().unwrap_or_default();
-            let backup = ops.iter().find(|o| o.get("operationBackup").is_some()).unwrap_or_else(|| panic!("no backup in {v}"));
+            let backup = ops
+                .iter()
+                .find(|o| o.get("operationBackup").is_some())
+                .unwrap_or_else(|| panic!("no backup in {v}"));
             assert_eq!(backup["status"], "STATUS_SUCCESS", "{backup}");
             assert!(ops.iter().all(|o| o["planId"] == "p1"), "{v}");
         }
@@ -394,7 +560,9 @@ async fn the_readme_curl_commands_work_as_shown() {
 async fn a_streaming_code_sample_frames_its_request() {
     let spec = spec();
     let s = Server::start();
-    let sample = spec["paths"]["/v1.Backrest/GetLogs"]["post"]["x-codeSamples"][0]["source"].as_str().unwrap();
+    let sample = spec["paths"]["/v1.Backrest/GetLogs"]["post"]["x-codeSamples"][0]["source"]
+        .as_str()
+        .unwrap();
     assert!(sample.contains("printf"), "{sample}");
     let (status, body) = run_curl(&s, sample, "");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
@@ -403,7 +571,10 @@ async fn a_streaming_code_sample_frames_its_request() {
     let mut frames = Vec::new();
     while rest.len() >= 5 {
         let len = u32::from_be_bytes(rest[1..5].try_into().unwrap()) as usize;
-        frames.push((rest[0], serde_json::from_slice::<Value>(&rest[5..5 + len]).expect("JSON frame")));
+        frames.push((
+            rest[0],
+            serde_json::from_slice::<Value>(&rest[5..5 + len]).expect("JSON frame"),
+        ));
         rest = &rest[5 + len..];
     }
     assert!(rest.is_empty(), "trailing bytes");
@@ -419,13 +590,15 @@ fn chromium() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("CHROMIUM") {
         return Some(PathBuf::from(p));
     }
-    ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|name| {
-        std::env::var_os("PATH")?
-            .to_str()?
-            .split(':')
-            .map(|dir| Path::new(dir).join(name))
-            .find(|p| p.is_file())
-    })
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| {
+            std::env::var_os("PATH")?
+                .to_str()?
+                .split(':')
+                .map(|dir| Path::new(dir).join(name))
+                .find(|p| p.is_file())
+        })
 }
 
 fn headless(chromium: &Path, profile: &Path, args: &[&str], url: &str) -> std::process::Output {
@@ -446,7 +619,11 @@ fn headless(chromium: &Path, profile: &Path, args: &[&str], url: &str) -> std::p
     .arg(format!("--user-data-dir={}", profile.display()))
     .args(args)
     .arg(url);
-    let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("start chromium");
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start chromium");
     wait_output(child, Duration::from_secs(120))
 }
 
@@ -462,7 +639,11 @@ fn wait_output(mut child: std::process::Child, timeout: Duration) -> std::proces
         if let Some(status) = child.try_wait().unwrap() {
             let mut stderr = Vec::new();
             let _ = child.stderr.take().unwrap().read_to_end(&mut stderr);
-            return std::process::Output { status, stdout: reader.join().unwrap(), stderr };
+            return std::process::Output {
+                status,
+                stdout: reader.join().unwrap(),
+                stderr,
+            };
         }
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
@@ -477,8 +658,13 @@ fn wait_output(mut child: std::process::Child, timeout: Duration) -> std::proces
 fn the_docs_page_renders_every_rpc_in_headless_chromium() {
     let Some(chromium) = chromium() else {
         let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-        assert!(!ci, "CI is set but Chromium is not installed (scripts/test installs the Debian package `chromium` as root)");
-        eprintln!("SKIPPED: Chromium not found (install the Debian package `chromium`, or set CHROMIUM)");
+        assert!(
+            !ci,
+            "CI is set but Chromium is not installed (scripts/test installs the Debian package `chromium` as root)"
+        );
+        eprintln!(
+            "SKIPPED: Chromium not found (install the Debian package `chromium`, or set CHROMIUM)"
+        );
         return;
     };
     // Authentication on: the page and what it loads must still be public.
@@ -487,25 +673,53 @@ fn the_docs_page_renders_every_rpc_in_headless_chromium() {
     let profile = tempfile::tempdir().unwrap();
 
     let out = headless(&chromium, profile.path(), &["--dump-dom"], &url);
-    assert!(out.status.success(), "chromium --dump-dom failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "chromium --dump-dom failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(dom.contains("GetOperations"), "the rendered page does not list GetOperations:\n{}", &dom[..dom.len().min(3000)]);
+    assert!(
+        dom.contains("GetOperations"),
+        "the rendered page does not list GetOperations:\n{}",
+        &dom[..dom.len().min(3000)]
+    );
     // Every RPC is on the page, each with its curl command.
     let spec = spec();
     for (path, item) in spec["paths"].as_object().unwrap() {
         let name = item["post"]["summary"].as_str().unwrap();
-        assert!(dom.contains(&format!(">{name}<")), "{name} is not on the rendered page");
-        assert!(dom.contains(&format!("localhost:9898{path}")), "no curl command for {path} on the rendered page");
+        assert!(
+            dom.contains(&format!(">{name}<")),
+            "{name} is not on the rendered page"
+        );
+        assert!(
+            dom.contains(&format!("localhost:9898{path}")),
+            "no curl command for {path} on the rendered page"
+        );
     }
 
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("docs-screenshot.png");
     let _ = std::fs::remove_file(&shot);
     let profile = tempfile::tempdir().unwrap();
-    let out = headless(&chromium, profile.path(), &[&format!("--screenshot={}", shot.display())], &url);
-    assert!(out.status.success(), "chromium --screenshot failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = headless(
+        &chromium,
+        profile.path(),
+        &[&format!("--screenshot={}", shot.display())],
+        &url,
+    );
+    assert!(
+        out.status.success(),
+        "chromium --screenshot failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let png = std::fs::read(&shot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
     // A blank 1400x1000 page compresses to a few KB; the rendered docs are far larger.
-    assert!(png.len() > 40_000, "the screenshot looks blank ({} bytes): {}", png.len(), shot.display());
+    assert!(
+        png.len() > 40_000,
+        "the screenshot looks blank ({} bytes): {}",
+        png.len(),
+        shot.display()
+    );
     eprintln!("screenshot of /docs: {}", shot.display());
 }

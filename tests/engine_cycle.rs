@@ -48,12 +48,23 @@ async fn setup(retention: Value) -> Env {
     let mut cfg = ok_json(&s, "/v1.Backrest/GetConfig", json!({})).await;
     cfg["instance"] = json!(INSTANCE);
     ok_json(&s, "/v1.Backrest/SetConfig", cfg).await;
-    let added = ok_json(&s, "/v1.Backrest/AddRepo", json!({"repo": {"id": "r1", "uri": repo, "password": "pw"}})).await;
+    let added = ok_json(
+        &s,
+        "/v1.Backrest/AddRepo",
+        json!({"repo": {"id": "r1", "uri": repo, "password": "pw"}}),
+    )
+    .await;
     // AddRepo's answer carries the latest modno: echo it with the plan added.
     let mut cfg = added.clone();
     cfg["plans"] = json!([{"id": "p1", "repo": "r1", "paths": [src], "retention": retention}]);
     ok_json(&s, "/v1.Backrest/SetConfig", cfg).await;
-    Env { s, tmp, repo, src, added }
+    Env {
+        s,
+        tmp,
+        repo,
+        src,
+        added,
+    }
 }
 
 /// Deterministic bytes that don't compress.
@@ -96,7 +107,11 @@ fn restic(repo: &Path, password: &str, args: &[&str]) -> std::process::Output {
 
 fn restic_ok(repo: &Path, password: &str, args: &[&str]) -> String {
     let out = restic(repo, password, args);
-    assert!(out.status.success(), "restic {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "restic {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -107,13 +122,17 @@ fn restic_repo_id(repo: &Path, password: &str) -> String {
 }
 
 fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 /// An int64 in protojson (a string), a number, or absent (0).
 fn num(v: &Value) -> i64 {
     match v {
-        Value::String(s) => s.parse().unwrap_or_else(|_| panic!("not an integer: {s:?}")),
+        Value::String(s) => s
+            .parse()
+            .unwrap_or_else(|_| panic!("not an integer: {s:?}")),
         Value::Number(n) => n.as_i64().unwrap_or_else(|| n.as_f64().unwrap() as i64),
         Value::Null => 0,
         other => panic!("not an integer: {other}"),
@@ -125,7 +144,12 @@ fn s(v: &Value) -> &str {
 }
 
 async fn ops(s: &Server, selector: Value) -> Vec<Value> {
-    let v = ok_json(s, "/v1.Backrest/GetOperations", json!({ "selector": selector })).await;
+    let v = ok_json(
+        s,
+        "/v1.Backrest/GetOperations",
+        json!({ "selector": selector }),
+    )
+    .await;
     v["operations"].as_array().cloned().unwrap_or_default()
 }
 
@@ -136,7 +160,10 @@ async fn op_by_id(s: &Server, id: i64) -> Value {
 }
 
 fn is_done(op: &Value) -> bool {
-    !matches!(s(&op["status"]), "STATUS_PENDING" | "STATUS_INPROGRESS" | "")
+    !matches!(
+        s(&op["status"]),
+        "STATUS_PENDING" | "STATUS_INPROGRESS" | ""
+    )
 }
 
 /// Polls until operation `id` has a final status.
@@ -148,14 +175,23 @@ async fn wait_op(env: &Env, id: i64, timeout: Duration) -> Value {
             return op;
         }
         if Instant::now() > deadline {
-            panic!("operation {id} not finished after {timeout:?}: {op}\nserver log:\n{}", env.s.stderr());
+            panic!(
+                "operation {id} not finished after {timeout:?}: {op}\nserver log:\n{}",
+                env.s.stderr()
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// Polls GetOperations(selector) until `pred` holds for the list.
-async fn wait_ops(env: &Env, selector: Value, timeout: Duration, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+async fn wait_ops(
+    env: &Env,
+    selector: Value,
+    timeout: Duration,
+    what: &str,
+    pred: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
     let deadline = Instant::now() + timeout;
     loop {
         let list = ops(&env.s, selector.clone()).await;
@@ -163,18 +199,26 @@ async fn wait_ops(env: &Env, selector: Value, timeout: Duration, what: &str, pre
             return list;
         }
         if Instant::now() > deadline {
-            panic!("{what}: not seen within {timeout:?}; operations: {}\nserver log:\n{}", Value::Array(list), env.s.stderr());
+            panic!(
+                "{what}: not seen within {timeout:?}; operations: {}\nserver log:\n{}",
+                Value::Array(list),
+                env.s.stderr()
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 fn index_ops(list: &[Value]) -> Vec<&Value> {
-    list.iter().filter(|o| o.get("operationIndexSnapshot").is_some()).collect()
+    list.iter()
+        .filter(|o| o.get("operationIndexSnapshot").is_some())
+        .collect()
 }
 
 fn backup_ops(list: &[Value]) -> Vec<&Value> {
-    list.iter().filter(|o| o.get("operationBackup").is_some()).collect()
+    list.iter()
+        .filter(|o| o.get("operationBackup").is_some())
+        .collect()
 }
 
 async fn list_snapshots(env: &Env, plan: Option<&str>) -> Vec<Value> {
@@ -196,21 +240,42 @@ async fn backup(env: &Env) {
 
 /// Schedules a repo task; returns the operation id (0 when it has none).
 async fn repo_task(env: &Env, task: &str) -> i64 {
-    let v = ok_json(&env.s, "/v1.Backrest/DoRepoTask", json!({"repoId": "r1", "task": task})).await;
+    let v = ok_json(
+        &env.s,
+        "/v1.Backrest/DoRepoTask",
+        json!({"repoId": "r1", "task": task}),
+    )
+    .await;
     num(&v["operationId"])
 }
 
 fn port_of(s: &Server) -> String {
-    s.base.rsplit(':').next().unwrap().trim_end_matches('/').to_string()
+    s.base
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string()
 }
 
 /// Runs a documented curl command line verbatim through `sh -c`, with the
 /// server's port for 9898 and `plan` for PLAN_ID; `-w` appends the HTTP
 /// status on its own line. Returns (status, body).
 fn curl(srv: &Server, documented: &str, plan: &str) -> (u16, String) {
-    let cmd = documented.replace("9898", &port_of(srv)).replace("PLAN_ID", plan);
-    let out = Command::new("sh").arg("-c").arg(format!("{cmd} -w '\\n%{{http_code}}'")).output().expect("run curl");
-    assert!(out.status.success(), "curl failed ({:?}): {}", out.status, String::from_utf8_lossy(&out.stderr));
+    let cmd = documented
+        .replace("9898", &port_of(srv))
+        .replace("PLAN_ID", plan);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{cmd} -w '\\n%{{http_code}}'"))
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "curl failed ({:?}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let (body, code) = text.rsplit_once('\n').expect("status line");
     (code.trim().parse().unwrap(), body.to_string())
@@ -252,15 +317,29 @@ async fn documented_curl_backup_blocks_and_get_operations_shows_it() {
     assert!(listed.contains(&snap), "{listed}");
 
     // The follow-up index task records the snapshot, in the backup's flow.
-    let list = wait_ops(&env, json!({"planId": "p1"}), Duration::from_secs(15), "index op of the backup's snapshot", |l| {
-        index_ops(l).iter().any(|o| o["snapshotId"] == snap)
-    })
+    let list = wait_ops(
+        &env,
+        json!({"planId": "p1"}),
+        Duration::from_secs(15),
+        "index op of the backup's snapshot",
+        |l| index_ops(l).iter().any(|o| o["snapshotId"] == snap),
+    )
     .await;
-    let idx = index_ops(&list).into_iter().find(|o| o["snapshotId"] == snap).unwrap().clone();
+    let idx = index_ops(&list)
+        .into_iter()
+        .find(|o| o["snapshotId"] == snap)
+        .unwrap()
+        .clone();
     assert_eq!(idx["status"], "STATUS_SUCCESS");
     assert_eq!(idx["instanceId"], INSTANCE);
-    assert_eq!(idx["flowId"], b["flowId"], "the index op joins the backup's flow");
-    assert_eq!(idx["operationIndexSnapshot"]["snapshot"]["id"], snap.as_str());
+    assert_eq!(
+        idx["flowId"], b["flowId"],
+        "the index op joins the backup's flow"
+    );
+    assert_eq!(
+        idx["operationIndexSnapshot"]["snapshot"]["id"],
+        snap.as_str()
+    );
     assert!(idx["operationIndexSnapshot"]["forgot"].as_bool() != Some(true));
 
     // The documented `{}` returns the whole history (it holds the backup).
@@ -275,22 +354,47 @@ async fn documented_curl_backup_blocks_and_get_operations_shows_it() {
     let (code, body) = curl(&env.s, backup_cmd, "p1");
     assert_eq!(code, 200, "{body}");
     let list = ops(&env.s, json!({"planId": "p1"})).await;
-    let second = backup_ops(&list).into_iter().find(|o| o["id"] != b["id"]).expect("second backup").clone();
+    let second = backup_ops(&list)
+        .into_iter()
+        .find(|o| o["id"] != b["id"])
+        .expect("second backup")
+        .clone();
     assert_eq!(second["status"], "STATUS_SUCCESS", "{second}");
     let snap2 = s(&second["snapshotId"]).to_string();
     let flow2 = second["flowId"].clone();
-    let list = wait_ops(&env, json!({"flowId": flow2}), Duration::from_secs(15), "retention forget in the second backup's flow", |l| {
-        l.iter().any(|o| o.get("operationForget").is_some() && is_done(o))
-    })
+    let list = wait_ops(
+        &env,
+        json!({"flowId": flow2}),
+        Duration::from_secs(15),
+        "retention forget in the second backup's flow",
+        |l| {
+            l.iter()
+                .any(|o| o.get("operationForget").is_some() && is_done(o))
+        },
+    )
     .await;
-    let forget = list.iter().find(|o| o.get("operationForget").is_some()).unwrap();
+    let forget = list
+        .iter()
+        .find(|o| o.get("operationForget").is_some())
+        .unwrap();
     assert_eq!(forget["status"], "STATUS_SUCCESS", "{forget}");
-    let removed: Vec<&str> = forget["operationForget"]["forget"].as_array().map(|a| a.iter().map(|x| s(&x["id"])).collect()).unwrap_or_default();
+    let removed: Vec<&str> = forget["operationForget"]["forget"]
+        .as_array()
+        .map(|a| a.iter().map(|x| s(&x["id"])).collect())
+        .unwrap_or_default();
     assert_eq!(removed, vec![snap.as_str()], "{forget}");
     assert_eq!(ids(&list_snapshots(&env, None).await), vec![snap2.clone()]);
-    wait_ops(&env, json!({"snapshotId": snap}), Duration::from_secs(15), "first snapshot's index op marked forgotten", |l| {
-        index_ops(l).iter().any(|o| o["operationIndexSnapshot"]["forgot"] == true)
-    })
+    wait_ops(
+        &env,
+        json!({"snapshotId": snap}),
+        Duration::from_secs(15),
+        "first snapshot's index op marked forgotten",
+        |l| {
+            index_ops(l)
+                .iter()
+                .any(|o| o["operationIndexSnapshot"]["forgot"] == true)
+        },
+    )
     .await;
 }
 
@@ -301,7 +405,13 @@ async fn add_repo_initializes_adopts_and_rejects_a_wrong_password() {
 
     // A new repo was initialized, and its guid is restic's repository id.
     assert!(env.repo.join("config").is_file());
-    let r1 = env.added["repos"].as_array().unwrap().iter().find(|r| r["id"] == "r1").unwrap().clone();
+    let r1 = env.added["repos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "r1")
+        .unwrap()
+        .clone();
     let guid = s(&r1["guid"]).to_string();
     assert!(is_hex64(&guid), "guid {guid:?}");
     assert_eq!(guid, restic_repo_id(&env.repo, "pw"));
@@ -310,44 +420,110 @@ async fn add_repo_initializes_adopts_and_rejects_a_wrong_password() {
     // An existing repository, made by plain restic, is adopted as is.
     let repo2 = env.path("repo2");
     restic_ok(&repo2, "pw2", &["init"]);
-    restic_ok(&repo2, "pw2", &["backup", &format!("{}/a.txt", env.src_str())]);
-    let foreign: Value = serde_json::from_str(&restic_ok(&repo2, "pw2", &["snapshots", "--json", "--no-lock"])).unwrap();
+    restic_ok(
+        &repo2,
+        "pw2",
+        &["backup", &format!("{}/a.txt", env.src_str())],
+    );
+    let foreign: Value = serde_json::from_str(&restic_ok(
+        &repo2,
+        "pw2",
+        &["snapshots", "--json", "--no-lock"],
+    ))
+    .unwrap();
     let foreign_id = s(&foreign[0]["id"]).to_string();
     let config_before = std::fs::read(repo2.join("config")).unwrap();
     let keys = |p: &Path| std::fs::read_dir(p.join("keys")).unwrap().count();
     assert_eq!(keys(&repo2), 1);
-    let cfg = ok_json(&env.s, "/v1.Backrest/AddRepo", json!({"repo": {"id": "r2", "uri": repo2, "password": "pw2"}})).await;
-    let r2 = cfg["repos"].as_array().unwrap().iter().find(|r| r["id"] == "r2").unwrap().clone();
+    let cfg = ok_json(
+        &env.s,
+        "/v1.Backrest/AddRepo",
+        json!({"repo": {"id": "r2", "uri": repo2, "password": "pw2"}}),
+    )
+    .await;
+    let r2 = cfg["repos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "r2")
+        .unwrap()
+        .clone();
     assert_eq!(s(&r2["guid"]), restic_repo_id(&repo2, "pw2"));
-    assert_eq!(std::fs::read(repo2.join("config")).unwrap(), config_before, "the repo was re-initialized");
+    assert_eq!(
+        std::fs::read(repo2.join("config")).unwrap(),
+        config_before,
+        "the repo was re-initialized"
+    );
     assert_eq!(keys(&repo2), 1);
     // Its snapshots get indexed (untagged: `_unassociated_`).
-    let list = wait_ops(&env, json!({"repoGuid": r2["guid"]}), Duration::from_secs(15), "index op of the adopted repo's snapshot", |l| {
-        index_ops(l).iter().any(|o| o["snapshotId"] == foreign_id.as_str())
-    })
+    let list = wait_ops(
+        &env,
+        json!({"repoGuid": r2["guid"]}),
+        Duration::from_secs(15),
+        "index op of the adopted repo's snapshot",
+        |l| {
+            index_ops(l)
+                .iter()
+                .any(|o| o["snapshotId"] == foreign_id.as_str())
+        },
+    )
     .await;
     let idx = index_ops(&list)[0].clone();
-    assert_eq!((s(&idx["planId"]), s(&idx["instanceId"]), s(&idx["repoId"])), ("_unassociated_", "_unassociated_", "r2"), "{idx}");
+    assert_eq!(
+        (s(&idx["planId"]), s(&idx["instanceId"]), s(&idx["repoId"])),
+        ("_unassociated_", "_unassociated_", "r2"),
+        "{idx}"
+    );
 
     // A wrong password on an existing repository is refused with restic's words.
-    let (status, err) = call_json(&env.s, "/v1.Backrest/AddRepo", json!({"repo": {"id": "r3", "uri": repo2, "password": "not-it"}})).await;
+    let (status, err) = call_json(
+        &env.s,
+        "/v1.Backrest/AddRepo",
+        json!({"repo": {"id": "r3", "uri": repo2, "password": "not-it"}}),
+    )
+    .await;
     assert_ne!(status, 200, "{err}");
     let msg = s(&err["message"]);
     assert!(msg.starts_with("failed to init repo"), "{err}");
     assert!(msg.contains("wrong password"), "{err}");
     let cfg = ok_json(&env.s, "/v1.Backrest/GetConfig", json!({})).await;
-    assert!(!cfg["repos"].as_array().unwrap().iter().any(|r| r["id"] == "r3"), "a failed AddRepo must not add the repo");
+    assert!(
+        !cfg["repos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == "r3"),
+        "a failed AddRepo must not add the repo"
+    );
     assert_eq!(keys(&repo2), 1);
 
     // CheckRepoExists: yes, no, and restic's error.
-    let v = ok_json(&env.s, "/v1.Backrest/CheckRepoExists", json!({"repo": {"id": "r1", "uri": env.repo, "password": "pw"}})).await;
+    let v = ok_json(
+        &env.s,
+        "/v1.Backrest/CheckRepoExists",
+        json!({"repo": {"id": "r1", "uri": env.repo, "password": "pw"}}),
+    )
+    .await;
     assert_eq!(v["exists"], true, "{v}");
     let empty = env.path("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let v = ok_json(&env.s, "/v1.Backrest/CheckRepoExists", json!({"repo": {"id": "probe", "uri": empty, "password": "pw"}})).await;
+    let v = ok_json(
+        &env.s,
+        "/v1.Backrest/CheckRepoExists",
+        json!({"repo": {"id": "probe", "uri": empty, "password": "pw"}}),
+    )
+    .await;
     assert!(v.get("exists").is_none_or(|e| e == false), "{v}");
-    assert!(!empty.join("config").exists(), "CheckRepoExists must not initialize");
-    let (status, err) = call_json(&env.s, "/v1.Backrest/CheckRepoExists", json!({"repo": {"id": "probe", "uri": env.repo, "password": "nope"}})).await;
+    assert!(
+        !empty.join("config").exists(),
+        "CheckRepoExists must not initialize"
+    );
+    let (status, err) = call_json(
+        &env.s,
+        "/v1.Backrest/CheckRepoExists",
+        json!({"repo": {"id": "probe", "uri": env.repo, "password": "nope"}}),
+    )
+    .await;
     assert_ne!(status, 200, "{err}");
     assert!(s(&err["message"]).contains("wrong password"), "{err}");
 }
@@ -362,7 +538,18 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
 
     // A snapshot another instance made for a plan of the same name (before
     // our backups: restic takes locks, the server's forget an exclusive one).
-    restic_ok(&env.repo, "pw", &["backup", "--tag", "plan:p1", "--tag", "created-by:someone-else", &format!("{src}/a.txt")]);
+    restic_ok(
+        &env.repo,
+        "pw",
+        &[
+            "backup",
+            "--tag",
+            "plan:p1",
+            "--tag",
+            "created-by:someone-else",
+            &format!("{src}/a.txt"),
+        ],
+    );
     backup(&env).await;
     let snaps = list_snapshots(&env, Some("p1")).await;
     assert_eq!(snaps.len(), 1, "{snaps:?}");
@@ -372,41 +559,109 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
     assert_eq!(first["paths"], json!([src]));
     let tags: Vec<&str> = first["tags"].as_array().unwrap().iter().map(s).collect();
     assert!(tags.contains(&"plan:p1"), "{tags:?}");
-    assert!(tags.contains(&format!("created-by:{INSTANCE}").as_str()), "{tags:?}");
+    assert!(
+        tags.contains(&format!("created-by:{INSTANCE}").as_str()),
+        "{tags:?}"
+    );
     assert!(num(&first["unixTimeMs"]) > 0);
     // The repo has both; the plan only its own.
     let all = list_snapshots(&env, None).await;
     assert_eq!(all.len(), 2, "{all:?}");
     assert!(ids(&all).contains(&snap1));
-    let (status, err) = call_json(&env.s, "/v1.Backrest/ListSnapshots", json!({"repoId": "r1", "planId": "nope"})).await;
+    let (status, err) = call_json(
+        &env.s,
+        "/v1.Backrest/ListSnapshots",
+        json!({"repoId": "r1", "planId": "nope"}),
+    )
+    .await;
     assert_eq!((status, s(&err["code"])), (404, "not_found"), "{err}");
 
     // The snapshot's files.
-    let v = ok_json(&env.s, "/v1.Backrest/ListSnapshotFiles", json!({"repoId": "r1", "snapshotId": snap1, "path": src})).await;
+    let v = ok_json(
+        &env.s,
+        "/v1.Backrest/ListSnapshotFiles",
+        json!({"repoId": "r1", "snapshotId": snap1, "path": src}),
+    )
+    .await;
     assert_eq!(s(&v["path"]), src);
     let entries = v["entries"].as_array().cloned().unwrap_or_default();
-    let entry = |p: &str| entries.iter().find(|e| s(&e["path"]) == p).cloned().unwrap_or_else(|| panic!("no entry {p} in {entries:?}"));
+    let entry = |p: &str| {
+        entries
+            .iter()
+            .find(|e| s(&e["path"]) == p)
+            .cloned()
+            .unwrap_or_else(|| panic!("no entry {p} in {entries:?}"))
+    };
     assert_eq!(entry(&format!("{src}/a.txt"))["type"], "file");
-    assert_eq!(num(&entry(&format!("{src}/a.txt"))["size"]), "alpha line\n".len() as i64 * 300);
+    assert_eq!(
+        num(&entry(&format!("{src}/a.txt"))["size"]),
+        "alpha line\n".len() as i64 * 300
+    );
     assert_eq!(num(&entry(&format!("{src}/b.bin"))["size"]), 40_000);
     assert_eq!(entry(&format!("{src}/sub"))["type"], "dir");
     assert_eq!(entry(&format!("{src}/a.txt"))["name"], "a.txt");
     // Direct children only.
-    assert!(!entries.iter().any(|e| s(&e["path"]).ends_with("c.txt")), "{entries:?}");
-    let v = ok_json(&env.s, "/v1.Backrest/ListSnapshotFiles", json!({"repoId": "r1", "snapshotId": snap1, "path": format!("{src}/sub")})).await;
+    assert!(
+        !entries.iter().any(|e| s(&e["path"]).ends_with("c.txt")),
+        "{entries:?}"
+    );
+    let v = ok_json(
+        &env.s,
+        "/v1.Backrest/ListSnapshotFiles",
+        json!({"repoId": "r1", "snapshotId": snap1, "path": format!("{src}/sub")}),
+    )
+    .await;
     let entries = v["entries"].as_array().cloned().unwrap_or_default();
-    let find = |p: String| entries.iter().find(|e| s(&e["path"]) == p).cloned().unwrap_or_else(|| panic!("no entry {p} in {entries:?}"));
-    assert_eq!(num(&find(format!("{src}/sub/c.txt"))["size"]), "charlie line\n".len() as i64 * 100);
+    let find = |p: String| {
+        entries
+            .iter()
+            .find(|e| s(&e["path"]) == p)
+            .cloned()
+            .unwrap_or_else(|| panic!("no entry {p} in {entries:?}"))
+    };
+    assert_eq!(
+        num(&find(format!("{src}/sub/c.txt"))["size"]),
+        "charlie line\n".len() as i64 * 100
+    );
     assert_eq!(num(&find(format!("{src}/sub/d.bin"))["size"]), 30_000);
     assert_eq!(find(format!("{src}/sub/deep"))["type"], "dir");
     // The UI asks with a trailing slash; "/" is the snapshot's top.
-    let v = ok_json(&env.s, "/v1.Backrest/ListSnapshotFiles", json!({"repoId": "r1", "snapshotId": snap1, "path": format!("{src}/sub/")})).await;
+    let v = ok_json(
+        &env.s,
+        "/v1.Backrest/ListSnapshotFiles",
+        json!({"repoId": "r1", "snapshotId": snap1, "path": format!("{src}/sub/")}),
+    )
+    .await;
     assert_eq!(s(&v["path"]), format!("{src}/sub/"));
-    assert!(v["entries"].as_array().unwrap().iter().any(|e| s(&e["path"]) == format!("{src}/sub/c.txt")), "{v}");
-    let v = ok_json(&env.s, "/v1.Backrest/ListSnapshotFiles", json!({"repoId": "r1", "snapshotId": snap1, "path": "/"})).await;
+    assert!(
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| s(&e["path"]) == format!("{src}/sub/c.txt")),
+        "{v}"
+    );
+    let v = ok_json(
+        &env.s,
+        "/v1.Backrest/ListSnapshotFiles",
+        json!({"repoId": "r1", "snapshotId": snap1, "path": "/"}),
+    )
+    .await;
     let top = src.split('/').nth(1).unwrap();
-    assert!(v["entries"].as_array().unwrap().iter().any(|e| s(&e["name"]) == top && e["type"] == "dir"), "{v}");
-    let (status, err) = call_json(&env.s, "/v1.Backrest/ListSnapshotFiles", json!({"repoId": "r1", "snapshotId": snap1, "path": ""})).await;
+    assert!(
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| s(&e["name"]) == top && e["type"] == "dir"),
+        "{v}"
+    );
+    let (status, err) = call_json(
+        &env.s,
+        "/v1.Backrest/ListSnapshotFiles",
+        json!({"repoId": "r1", "snapshotId": snap1, "path": ""}),
+    )
+    .await;
     assert_eq!(status, 400, "{err}");
 
     // Restore a subdirectory: it lands at <target>/sub.
@@ -422,14 +677,25 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
     let op = wait_op(&env, rid, Duration::from_secs(30)).await;
     assert_eq!(op["status"], "STATUS_SUCCESS", "{op}");
     assert_eq!(op["snapshotId"], snap1.as_str());
-    assert_eq!(s(&op["operationRestore"]["target"]), target.to_string_lossy());
+    assert_eq!(
+        s(&op["operationRestore"]["target"]),
+        target.to_string_lossy()
+    );
     for f in ["c.txt", "d.bin", "deep/e.txt"] {
         let want = std::fs::read(env.src.join("sub").join(f)).unwrap();
-        let got = std::fs::read(target.join("sub").join(f)).unwrap_or_else(|e| panic!("{f} not restored: {e}"));
+        let got = std::fs::read(target.join("sub").join(f))
+            .unwrap_or_else(|e| panic!("{f} not restored: {e}"));
         assert!(got == want, "{f} restored with different bytes");
     }
-    let top: Vec<String> = std::fs::read_dir(&target).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert_eq!(top, vec!["sub".to_string()], "only the item lands in the target");
+    let top: Vec<String> = std::fs::read_dir(&target)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        top,
+        vec!["sub".to_string()],
+        "only the item lands in the target"
+    );
     // A target that exists is refused.
     let (status, err) = call_json(
         &env.s,
@@ -445,21 +711,44 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
     std::fs::write(env.src.join("f.txt"), "new file\n").unwrap();
     backup(&env).await;
     let plan_snaps = ids(&list_snapshots(&env, Some("p1")).await);
-    assert_eq!(plan_snaps.len(), 3, "keep-last-5 follow-ups must forget nothing: {plan_snaps:?}");
+    assert_eq!(
+        plan_snaps.len(),
+        3,
+        "keep-last-5 follow-ups must forget nothing: {plan_snaps:?}"
+    );
     assert_eq!(plan_snaps[0], snap1);
     let newest = plan_snaps[2].clone();
     // Each backup's follow-ups (index, retention forget) have run; keep-last-5
     // forgot nothing. (A follow-up still queued would run with the config
     // changed below.)
-    let list = wait_ops(&env, json!({"planId": "p1"}), Duration::from_secs(30), "index ops and follow-up forgets of the three backups", |l| {
-        plan_snaps.iter().all(|id| index_ops(l).iter().any(|o| &o["snapshotId"] == id))
-            && l.iter().filter(|o| o.get("operationForget").is_some() && is_done(o)).count() == 3
-    })
+    let list = wait_ops(
+        &env,
+        json!({"planId": "p1"}),
+        Duration::from_secs(30),
+        "index ops and follow-up forgets of the three backups",
+        |l| {
+            plan_snaps
+                .iter()
+                .all(|id| index_ops(l).iter().any(|o| &o["snapshotId"] == id))
+                && l.iter()
+                    .filter(|o| o.get("operationForget").is_some() && is_done(o))
+                    .count()
+                    == 3
+        },
+    )
     .await;
     for f in list.iter().filter(|o| o.get("operationForget").is_some()) {
         assert_eq!(f["status"], "STATUS_SUCCESS", "{f}");
-        assert!(f["operationForget"]["forget"].as_array().is_none_or(|a| a.is_empty()), "{f}");
-        assert!(backup_ops(&list).iter().any(|b| b["flowId"] == f["flowId"]), "a follow-up forget joins its backup's flow: {f}");
+        assert!(
+            f["operationForget"]["forget"]
+                .as_array()
+                .is_none_or(|a| a.is_empty()),
+            "{f}"
+        );
+        assert!(
+            backup_ops(&list).iter().any(|b| b["flowId"] == f["flowId"]),
+            "a follow-up forget joins its backup's flow: {f}"
+        );
     }
 
     // Retention keep-last-1 through the Forget RPC.
@@ -469,41 +758,97 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
     // SetConfig runs garbage collection 1 s later (§7.10), which deletes the
     // flows of forgotten snapshots: let it pass first, so they can be seen.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let v = ok_json(&env.s, "/v1.Backrest/Forget", json!({"repoId": "r1", "planId": "p1"})).await;
+    let v = ok_json(
+        &env.s,
+        "/v1.Backrest/Forget",
+        json!({"repoId": "r1", "planId": "p1"}),
+    )
+    .await;
     let fid = num(&v["operationId"]);
     assert!(fid > 0, "{v}");
     let op = wait_op(&env, fid, Duration::from_secs(30)).await;
     assert_eq!(op["status"], "STATUS_SUCCESS", "{op}");
-    let mut removed: Vec<String> = op["operationForget"]["forget"].as_array().unwrap_or_else(|| panic!("nothing forgotten: {op}\nsnapshots: {}", restic_ok(&env.repo, "pw", &["snapshots", "--no-lock"]))).iter().map(|x| s(&x["id"]).to_string()).collect();
+    let mut removed: Vec<String> = op["operationForget"]["forget"]
+        .as_array()
+        .unwrap_or_else(|| {
+            panic!(
+                "nothing forgotten: {op}\nsnapshots: {}",
+                restic_ok(&env.repo, "pw", &["snapshots", "--no-lock"])
+            )
+        })
+        .iter()
+        .map(|x| s(&x["id"]).to_string())
+        .collect();
     removed.sort();
     let mut want = plan_snaps[..2].to_vec();
     want.sort();
     assert_eq!(removed, want, "{op}");
-    assert_eq!(op["operationForget"]["policy"], json!({"policyKeepLastN": 1}));
-    assert_eq!(ids(&list_snapshots(&env, Some("p1")).await), vec![newest.clone()]);
+    assert_eq!(
+        op["operationForget"]["policy"],
+        json!({"policyKeepLastN": 1})
+    );
+    assert_eq!(
+        ids(&list_snapshots(&env, Some("p1")).await),
+        vec![newest.clone()]
+    );
     // Only the plan's own snapshots were touched.
     assert_eq!(list_snapshots(&env, None).await.len(), 2);
 
     // Index: the removed snapshots' index ops are forgotten, the kept one isn't.
     assert_eq!(repo_task(&env, "TASK_INDEX_SNAPSHOTS").await, 0);
-    let list = wait_ops(&env, json!({"planId": "p1"}), Duration::from_secs(15), "forgotten index ops", |l| {
-        want.iter().all(|id| index_ops(l).iter().any(|o| &o["snapshotId"] == id && o["operationIndexSnapshot"]["forgot"] == true))
-    })
+    let list = wait_ops(
+        &env,
+        json!({"planId": "p1"}),
+        Duration::from_secs(15),
+        "forgotten index ops",
+        |l| {
+            want.iter().all(|id| {
+                index_ops(l).iter().any(|o| {
+                    &o["snapshotId"] == id && o["operationIndexSnapshot"]["forgot"] == true
+                })
+            })
+        },
+    )
     .await;
-    let kept = index_ops(&list).into_iter().find(|o| o["snapshotId"] == newest.as_str()).unwrap();
+    let kept = index_ops(&list)
+        .into_iter()
+        .find(|o| o["snapshotId"] == newest.as_str())
+        .unwrap();
     assert!(kept["operationIndexSnapshot"]["forgot"] != true, "{kept}");
 
     // A no-op config round trip runs GC: the forgotten snapshots' flows
     // (backup, index, follow-up forget) go; the kept one and the restore stay.
     let cfg = ok_json(&env.s, "/v1.Backrest/GetConfig", json!({})).await;
     ok_json(&env.s, "/v1.Backrest/SetConfig", cfg).await;
-    let list = wait_ops(&env, json!({}), Duration::from_secs(15), "GC of the forgotten snapshots' flows", |l| {
-        !l.iter().any(|o| want.contains(&s(&o["snapshotId"]).to_string()) && o.get("operationRestore").is_none())
-    })
+    let list = wait_ops(
+        &env,
+        json!({}),
+        Duration::from_secs(15),
+        "GC of the forgotten snapshots' flows",
+        |l| {
+            !l.iter().any(|o| {
+                want.contains(&s(&o["snapshotId"]).to_string())
+                    && o.get("operationRestore").is_none()
+            })
+        },
+    )
     .await;
-    assert!(list.iter().any(|o| num(&o["id"]) == rid), "the restore op must stay: {list:?}");
-    assert!(index_ops(&list).iter().any(|o| o["snapshotId"] == newest.as_str()), "{list:?}");
-    assert!(backup_ops(&list).iter().any(|o| o["snapshotId"] == newest.as_str()), "{list:?}");
+    assert!(
+        list.iter().any(|o| num(&o["id"]) == rid),
+        "the restore op must stay: {list:?}"
+    );
+    assert!(
+        index_ops(&list)
+            .iter()
+            .any(|o| o["snapshotId"] == newest.as_str()),
+        "{list:?}"
+    );
+    assert!(
+        backup_ops(&list)
+            .iter()
+            .any(|o| o["snapshotId"] == newest.as_str()),
+        "{list:?}"
+    );
 
     // Prune: its output streams as text.
     let pid = repo_task(&env, "TASK_PRUNE").await;
@@ -513,15 +858,24 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
     let logref = s(&op["operationPrune"]["outputLogref"]).to_string();
     assert!(!logref.is_empty(), "{op}");
     let text = read_log(&env.s, &logref).await;
-    assert!(text.contains("collecting packs for deletion and repacking"), "prune output: {text}");
-    assert!(!text.contains("[restic]"), "the output log is restic's text only: {text}");
+    assert!(
+        text.contains("collecting packs for deletion and repacking"),
+        "prune output: {text}"
+    );
+    assert!(
+        !text.contains("[restic]"),
+        "the output log is restic's text only: {text}"
+    );
 
     // Check.
     let cid = repo_task(&env, "TASK_CHECK").await;
     let op = wait_op(&env, cid, Duration::from_secs(30)).await;
     assert_eq!(op["status"], "STATUS_SUCCESS", "{op}");
     let text = read_log(&env.s, s(&op["operationCheck"]["outputLogref"])).await;
-    assert!(text.contains("no errors were found"), "check output: {text}");
+    assert!(
+        text.contains("no errors were found"),
+        "check output: {text}"
+    );
 
     // Stats.
     let sid = repo_task(&env, "TASK_STATS").await;
@@ -541,12 +895,21 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
     wait_op(&env, barrier, Duration::from_secs(30)).await;
     let all = ops(&env.s, json!({})).await;
     let idx = index_ops(&all);
-    assert_eq!(idx.len(), before, "indexing again added operations: {idx:?}");
+    assert_eq!(
+        idx.len(),
+        before,
+        "indexing again added operations: {idx:?}"
+    );
     let mut per_snapshot = std::collections::HashMap::new();
     for o in &idx {
-        *per_snapshot.entry(s(&o["snapshotId"]).to_string()).or_insert(0) += 1;
+        *per_snapshot
+            .entry(s(&o["snapshotId"]).to_string())
+            .or_insert(0) += 1;
     }
-    assert!(per_snapshot.values().all(|n| *n == 1), "duplicate index ops: {per_snapshot:?}");
+    assert!(
+        per_snapshot.values().all(|n| *n == 1),
+        "duplicate index ops: {per_snapshot:?}"
+    );
     // Every snapshot restic has is indexed (the foreign one too).
     for id in ids(&list_snapshots(&env, None).await) {
         assert!(per_snapshot.contains_key(&id), "snapshot {id} not indexed");
@@ -561,22 +924,44 @@ async fn run_command_output_goes_to_its_log_and_failures_are_errors() {
     let snaps = ids(&list_snapshots(&env, None).await);
     assert_eq!(snaps.len(), 1);
 
-    let v = ok_json(&env.s, "/v1.Backrest/RunCommand", json!({"repoId": "r1", "command": "snapshots --json"})).await;
+    let v = ok_json(
+        &env.s,
+        "/v1.Backrest/RunCommand",
+        json!({"repoId": "r1", "command": "snapshots --json"}),
+    )
+    .await;
     let id = num(&v["operationId"]);
     assert!(id > 0, "{v}");
     let op = op_by_id(&env.s, id).await;
-    assert_eq!(op["status"], "STATUS_SUCCESS", "RunCommand answers once the command has finished: {op}");
+    assert_eq!(
+        op["status"], "STATUS_SUCCESS",
+        "RunCommand answers once the command has finished: {op}"
+    );
     assert_eq!(op["planId"], "_system_");
     assert_eq!(op["operationRunCommand"]["command"], "snapshots --json");
     let logref = s(&op["operationRunCommand"]["outputLogref"]).to_string();
     assert!(!logref.is_empty(), "{op}");
     let text = read_log(&env.s, &logref).await;
-    assert!(text.contains(&snaps[0]), "output of `snapshots --json`: {text}");
-    assert!(num(&op["operationRunCommand"]["outputSizeBytes"]) > 0, "{op}");
+    assert!(
+        text.contains(&snaps[0]),
+        "output of `snapshots --json`: {text}"
+    );
+    assert!(
+        num(&op["operationRunCommand"]["outputSizeBytes"]) > 0,
+        "{op}"
+    );
 
-    let (status, err) = call_json(&env.s, "/v1.Backrest/RunCommand", json!({"repoId": "r1", "command": "nosuchcommand"})).await;
+    let (status, err) = call_json(
+        &env.s,
+        "/v1.Backrest/RunCommand",
+        json!({"repoId": "r1", "command": "nosuchcommand"}),
+    )
+    .await;
     assert_ne!(status, 200, "{err}");
-    assert!(err["code"].is_string() && s(&err["message"]).contains("nosuchcommand"), "{err}");
+    assert!(
+        err["code"].is_string() && s(&err["message"]).contains("nosuchcommand"),
+        "{err}"
+    );
     let list = ops(&env.s, json!({"planId": "_system_"})).await;
     let bad = list
         .iter()
@@ -584,12 +969,20 @@ async fn run_command_output_goes_to_its_log_and_failures_are_errors() {
         .unwrap_or_else(|| panic!("no op for the failed command: {list:?}"));
     assert_eq!(bad["status"], "STATUS_ERROR", "{bad}");
     let text = read_log(&env.s, s(&bad["operationRunCommand"]["outputLogref"])).await;
-    assert!(text.contains("unknown command"), "restic's diagnostic belongs in the output log: {text}");
+    assert!(
+        text.contains("unknown command"),
+        "restic's diagnostic belongs in the output log: {text}"
+    );
     // Commands within 30 minutes share a flow (the UI groups a session).
     assert_eq!(bad["flowId"], op["flowId"]);
 
     // Unknown repo.
-    let (status, err) = call_json(&env.s, "/v1.Backrest/RunCommand", json!({"repoId": "nope", "command": "snapshots"})).await;
+    let (status, err) = call_json(
+        &env.s,
+        "/v1.Backrest/RunCommand",
+        json!({"repoId": "nope", "command": "snapshots"}),
+    )
+    .await;
     assert_eq!((status, s(&err["code"])), (404, "not_found"), "{err}");
 }
 
@@ -605,20 +998,34 @@ async fn failing_backups_answer_errors_and_record_them() {
     // A plan whose path doesn't exist.
     let missing = env.path("missing-dir");
     let mut cfg = ok_json(&env.s, "/v1.Backrest/GetConfig", json!({})).await;
-    cfg["plans"].as_array_mut().unwrap().push(json!({"id": "p2", "repo": "r1", "paths": [missing], "retention": {"policyKeepLastN": 1}}));
+    cfg["plans"].as_array_mut().unwrap().push(
+        json!({"id": "p2", "repo": "r1", "paths": [missing], "retention": {"policyKeepLastN": 1}}),
+    );
     ok_json(&env.s, "/v1.Backrest/SetConfig", cfg).await;
     let (status, err) = call_json(&env.s, "/v1.Backrest/Backup", json!({"value": "p2"})).await;
     assert_ne!(status, 200, "{err}");
-    assert!(s(&err["message"]).contains(&*missing.to_string_lossy()), "{err}");
+    assert!(
+        s(&err["message"]).contains(&*missing.to_string_lossy()),
+        "{err}"
+    );
     let list = ops(&env.s, json!({"planId": "p2"})).await;
     let b = backup_ops(&list);
     assert_eq!(b.len(), 1, "{list:?}");
     assert_eq!(b[0]["status"], "STATUS_ERROR");
-    assert!(s(&b[0]["displayMessage"]).contains(&*missing.to_string_lossy()), "{}", b[0]);
+    assert!(
+        s(&b[0]["displayMessage"]).contains(&*missing.to_string_lossy()),
+        "{}",
+        b[0]
+    );
 
     // The password changed under the repo: restic's words reach the caller.
     let mut cfg = ok_json(&env.s, "/v1.Backrest/GetConfig", json!({})).await;
-    let repo = cfg["repos"].as_array_mut().unwrap().iter_mut().find(|r| r["id"] == "r1").unwrap();
+    let repo = cfg["repos"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["id"] == "r1")
+        .unwrap();
     repo["password"] = json!("wrong");
     ok_json(&env.s, "/v1.Backrest/SetConfig", cfg).await;
     let (status, err) = call_json(&env.s, "/v1.Backrest/Backup", json!({"value": "p1"})).await;
@@ -629,9 +1036,16 @@ async fn failing_backups_answer_errors_and_record_them() {
     let b = backup_ops(&list);
     assert_eq!(b.len(), 1, "{list:?}");
     assert_eq!(b[0]["status"], "STATUS_ERROR", "{}", b[0]);
-    assert!(s(&b[0]["displayMessage"]).contains("wrong password"), "{}", b[0]);
+    assert!(
+        s(&b[0]["displayMessage"]).contains("wrong password"),
+        "{}",
+        b[0]
+    );
     assert!(s(&b[0]["snapshotId"]).is_empty());
-    assert_eq!(restic_ok(&env.repo, "pw", &["snapshots", "--json", "--no-lock"]).trim(), "[]");
+    assert_eq!(
+        restic_ok(&env.repo, "pw", &["snapshots", "--json", "--no-lock"]).trim(),
+        "[]"
+    );
 }
 
 // 6. Dry run.
@@ -640,7 +1054,12 @@ async fn dry_run_backup_saves_nothing() {
     let env = setup(json!({"policyKeepLastN": 1})).await;
     assert!(list_snapshots(&env, None).await.is_empty());
 
-    ok_json(&env.s, "/v1.Backrest/Backup", json!({"value": "p1", "dryRun": true})).await;
+    ok_json(
+        &env.s,
+        "/v1.Backrest/Backup",
+        json!({"value": "p1", "dryRun": true}),
+    )
+    .await;
     let list = ops(&env.s, json!({"planId": "p1"})).await;
     let b = backup_ops(&list);
     assert_eq!(b.len(), 1, "{list:?}");
@@ -648,12 +1067,21 @@ async fn dry_run_backup_saves_nothing() {
     assert_eq!(b["status"], "STATUS_SUCCESS", "{b}");
     assert_eq!(b["operationBackup"]["dryRun"], true, "{b}");
     assert!(s(&b["snapshotId"]).is_empty(), "{b}");
-    assert!(s(&b["displayMessage"]).to_lowercase().contains("dry run"), "{b}");
+    assert!(
+        s(&b["displayMessage"]).to_lowercase().contains("dry run"),
+        "{b}"
+    );
     let summary = &b["operationBackup"]["lastStatus"]["summary"];
     assert_eq!(num(&summary["filesNew"]), FILES, "{b}");
-    assert!(s(&summary["snapshotId"]).is_empty(), "restic 0.14's phantom dry-run id must not leak: {b}");
+    assert!(
+        s(&summary["snapshotId"]).is_empty(),
+        "restic 0.14's phantom dry-run id must not leak: {b}"
+    );
     assert!(list_snapshots(&env, None).await.is_empty());
-    assert_eq!(restic_ok(&env.repo, "pw", &["snapshots", "--json", "--no-lock"]).trim(), "[]");
+    assert_eq!(
+        restic_ok(&env.repo, "pw", &["snapshots", "--json", "--no-lock"]).trim(),
+        "[]"
+    );
     // No follow-ups: no forget op in its flow.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let flow = ops(&env.s, json!({"flowId": b["flowId"]})).await;
@@ -674,6 +1102,14 @@ async fn prune_after_recent_stats_does_not_run_stats_again() {
     assert_eq!(op["status"], "STATUS_SUCCESS", "{op}");
     // Follow-ups are queued (their PENDING op recorded) as the prune ends.
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let stats: Vec<Value> = ops(&env.s, json!({"planId": "_system_"})).await.into_iter().filter(|o| o.get("operationStats").is_some()).collect();
-    assert_eq!(stats.len(), 1, "stats ran minutes ago: the prune's stats follow-up must not run: {stats:?}");
+    let stats: Vec<Value> = ops(&env.s, json!({"planId": "_system_"}))
+        .await
+        .into_iter()
+        .filter(|o| o.get("operationStats").is_some())
+        .collect();
+    assert_eq!(
+        stats.len(),
+        1,
+        "stats ran minutes ago: the prune's stats follow-up must not run: {stats:?}"
+    );
 }

@@ -68,7 +68,8 @@ async fn rpc(base: &str, method: &str, body: Value) -> (u16, Value) {
     let v = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("non-JSON body ({e}): {}", String::from_utf8_lossy(&bytes)))
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("non-JSON body ({e}): {}", String::from_utf8_lossy(&bytes)))
     };
     (status, v)
 }
@@ -98,7 +99,10 @@ fn message(op: &Value) -> &str {
 
 /// All operations (sorted by id).
 async fn all_ops(base: &str) -> Vec<Value> {
-    ok(base, "GetOperations", json!({})).await["operations"].as_array().cloned().unwrap_or_default()
+    ok(base, "GetOperations", json!({})).await["operations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// The backup operations of a plan, oldest first.
@@ -114,7 +118,12 @@ async fn backup_ops(base: &str, plan: &str) -> Vec<Value> {
 }
 
 async fn op_by_id(base: &str, id: i64) -> Value {
-    let v = ok(base, "GetOperations", json!({"selector": {"ids": [id.to_string()]}})).await;
+    let v = ok(
+        base,
+        "GetOperations",
+        json!({"selector": {"ids": [id.to_string()]}}),
+    )
+    .await;
     v["operations"][0].clone()
 }
 
@@ -129,7 +138,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -137,18 +149,24 @@ where
 /// The single backup operation of `plan` once it is INPROGRESS with some
 /// bytes done. Panics if it finished first (the test would prove nothing).
 async fn wait_backup_running(base: &str, plan: &str) -> Value {
-    wait_for(&format!("the backup of {plan} to run and report progress"), Duration::from_secs(60), || async {
-        let ops = backup_ops(base, plan).await;
-        let op = ops.last()?.clone();
-        match status(&op) {
-            "STATUS_PENDING" => None,
-            "STATUS_INPROGRESS" => {
-                let done = int(&op["operationBackup"]["lastStatus"]["status"]["bytesDone"]);
-                (done > 0).then_some(op)
+    wait_for(
+        &format!("the backup of {plan} to run and report progress"),
+        Duration::from_secs(60),
+        || async {
+            let ops = backup_ops(base, plan).await;
+            let op = ops.last()?.clone();
+            match status(&op) {
+                "STATUS_PENDING" => None,
+                "STATUS_INPROGRESS" => {
+                    let done = int(&op["operationBackup"]["lastStatus"]["status"]["bytesDone"]);
+                    (done > 0).then_some(op)
+                }
+                other => panic!(
+                    "the backup of {plan} ended ({other}) before the test could interrupt it: {op}"
+                ),
             }
-            other => panic!("the backup of {plan} ended ({other}) before the test could interrupt it: {op}"),
-        }
-    })
+        },
+    )
     .await
 }
 
@@ -159,7 +177,9 @@ async fn wait_quiet(base: &str) -> Vec<Value> {
     let mut stable: Option<(usize, Instant)> = None;
     loop {
         let ops = all_ops(base).await;
-        let busy = ops.iter().any(|o| matches!(status(o), "STATUS_PENDING" | "STATUS_INPROGRESS"));
+        let busy = ops
+            .iter()
+            .any(|o| matches!(status(o), "STATUS_PENDING" | "STATUS_INPROGRESS"));
         if busy {
             stable = None;
         } else {
@@ -172,14 +192,21 @@ async fn wait_quiet(base: &str) -> Vec<Value> {
                 _ => stable = Some((ops.len(), Instant::now())),
             }
         }
-        assert!(Instant::now() < deadline, "the server did not go idle within 60 s: {ops:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the server did not go idle within 60 s: {ops:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// The instance id, repos (id, dir, auto_unlock) added with AddRepo, then plans
 /// (id, repo, paths, backup_flags) with SetConfig.
-async fn configure(base: &str, repos: &[(&str, &Path, bool)], plans: &[(&str, &str, Vec<&Path>, Vec<&str>)]) {
+async fn configure(
+    base: &str,
+    repos: &[(&str, &Path, bool)],
+    plans: &[(&str, &str, Vec<&Path>, Vec<&str>)],
+) {
     let mut cfg = ok(base, "GetConfig", json!({})).await;
     cfg["instance"] = json!("robust-host");
     ok(base, "SetConfig", cfg).await;
@@ -245,15 +272,27 @@ fn snapshots(repo: &Path, tag: Option<&str>) -> Vec<Value> {
         args.extend(["--tag", t]);
     }
     let out = restic(repo, &args);
-    assert!(out.status.success(), "restic snapshots: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "restic snapshots: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap_or_default()
 }
 
 /// The lock files in the repo (`restic list locks --no-lock`).
 fn locks(repo: &Path) -> Vec<String> {
     let out = restic(repo, &["--no-lock", "list", "locks"]);
-    assert!(out.status.success(), "restic list locks: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.trim().is_empty()).map(String::from).collect()
+    assert!(
+        out.status.success(),
+        "restic list locks: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// The content of each lock file, for failure messages.
@@ -272,13 +311,22 @@ fn describe_locks(repo: &Path) -> String {
 fn restic_children(ppid: u32) -> Vec<u32> {
     let mut out = vec![];
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
         let comm = &stat[open + 1..close];
         let rest: Vec<&str> = stat[close + 2..].split(' ').collect();
         // rest[0] = state, rest[1] = ppid
-        if comm == "restic" && rest.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(ppid) && rest[0] != "Z" {
+        if comm == "restic"
+            && rest.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(ppid)
+            && rest[0] != "Z"
+        {
             out.push(pid);
         }
     }
@@ -288,14 +336,20 @@ fn restic_children(ppid: u32) -> Vec<u32> {
 /// The process state letter, "-" when gone.
 fn proc_state(pid: u32) -> String {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rfind(')').map(|c| stat[c + 2..c + 3].to_string()).unwrap_or_default(),
+        Ok(stat) => stat
+            .rfind(')')
+            .map(|c| stat[c + 2..c + 3].to_string())
+            .unwrap_or_default(),
         Err(_) => "-".into(),
     }
 }
 
 fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rfind(')').map(|c| !stat[c + 2..].starts_with('Z')).unwrap_or(false),
+        Ok(stat) => stat
+            .rfind(')')
+            .map(|c| !stat[c + 2..].starts_with('Z'))
+            .unwrap_or(false),
         Err(_) => false,
     }
 }
@@ -327,7 +381,15 @@ async fn cancel_running_large_backup() {
 
     let s = start_in(root, &[]);
     let base = s.base.clone();
-    configure(&base, &[("r1", &repo, false)], &[("big", "r1", vec![&big], vec![]), ("small", "r1", vec![&small], vec![])]).await;
+    configure(
+        &base,
+        &[("r1", &repo, false)],
+        &[
+            ("big", "r1", vec![&big], vec![]),
+            ("small", "r1", vec![&small], vec![]),
+        ],
+    )
+    .await;
 
     let b2 = base.clone();
     let backup = tokio::spawn(async move {
@@ -337,7 +399,10 @@ async fn cancel_running_large_backup() {
     let op = wait_backup_running(&base, "big").await;
     let op_id = int(&op["id"]);
     let children = restic_children(server_pid(&s));
-    assert!(!children.is_empty(), "no restic child of the server while the backup runs");
+    assert!(
+        !children.is_empty(),
+        "no restic child of the server while the backup runs"
+    );
 
     let cancelled_at = Instant::now();
     ok(&base, "Cancel", json!({"operationId": op_id.to_string()})).await;
@@ -348,28 +413,48 @@ async fn cancel_running_large_backup() {
     let took = returned_at - cancelled_at;
     assert_eq!(code, 499, "Backup after Cancel: {err}");
     assert_eq!(err["code"], "canceled", "{err}");
-    assert!(took < Duration::from_secs(15), "Backup returned {took:?} after Cancel");
+    assert!(
+        took < Duration::from_secs(15),
+        "Backup returned {took:?} after Cancel"
+    );
     // restic got SIGINT and exited with the call (it was not left running).
     for pid in &children {
-        assert!(!alive(*pid), "restic {pid} still running after the cancelled Backup returned");
+        assert!(
+            !alive(*pid),
+            "restic {pid} still running after the cancelled Backup returned"
+        );
     }
 
     let op = op_by_id(&base, op_id).await;
     assert_eq!(status(&op), "STATUS_USER_CANCELLED", "{op}");
     assert!(message(&op).contains("cancelled by user request"), "{op}");
-    assert!(int(&op["unixTimeEndMs"]) >= int(&op["unixTimeStartMs"]), "{op}");
+    assert!(
+        int(&op["unixTimeEndMs"]) >= int(&op["unixTimeStartMs"]),
+        "{op}"
+    );
     assert!(op["snapshotId"].as_str().unwrap_or("").is_empty(), "{op}");
     let log = read_log(&s, op["logref"].as_str().unwrap_or("")).await;
-    assert!(log.contains("restic backup") && log.contains("cancelled by user request"), "task log:\n{log}");
+    assert!(
+        log.contains("restic backup") && log.contains("cancelled by user request"),
+        "task log:\n{log}"
+    );
 
     // Nothing was saved, and restic removed its lock.
     assert_eq!(snapshots(&repo, Some("plan:big")), Vec::<Value>::new());
-    assert!(locks(&repo).is_empty(), "the cancelled backup left locks:\n{}", describe_locks(&repo));
+    assert!(
+        locks(&repo).is_empty(),
+        "the cancelled backup left locks:\n{}",
+        describe_locks(&repo)
+    );
 
     // The repo is usable at once.
     let t = Instant::now();
     ok(&base, "Backup", json!({"value": "small"})).await;
-    assert!(t.elapsed() < Duration::from_secs(30), "small backup took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "small backup took {:?}",
+        t.elapsed()
+    );
     let ops = backup_ops(&base, "small").await;
     assert_eq!(status(&ops[0]), "STATUS_SUCCESS", "{}", ops[0]);
     assert_eq!(snapshots(&repo, Some("plan:small")).len(), 1);
@@ -377,8 +462,14 @@ async fn cancel_running_large_backup() {
     // Cancelling a finished operation (or an unknown one) changes nothing.
     ok(&base, "Cancel", json!({"operationId": ops[0]["id"]})).await;
     ok(&base, "Cancel", json!({"operationId": "987654321"})).await;
-    assert_eq!(status(&op_by_id(&base, int(&ops[0]["id"])).await), "STATUS_SUCCESS");
-    assert_eq!(status(&op_by_id(&base, op_id).await), "STATUS_USER_CANCELLED");
+    assert_eq!(
+        status(&op_by_id(&base, int(&ops[0]["id"])).await),
+        "STATUS_SUCCESS"
+    );
+    assert_eq!(
+        status(&op_by_id(&base, op_id).await),
+        "STATUS_USER_CANCELLED"
+    );
     eprintln!("cancel → Backup answered in {took:?}");
 }
 
@@ -396,14 +487,21 @@ async fn cancel_queued(same_repo: bool) {
     let (repo1, repo2) = (root.join("repo1"), root.join("repo2"));
     random_files(&slow_dir, 1, 8 * MB);
     random_files(&quick_dir, 1, 100_000);
-    let args: &[&str] = if same_repo { &[] } else { &["-max-parallel-tasks", "1"] };
+    let args: &[&str] = if same_repo {
+        &[]
+    } else {
+        &["-max-parallel-tasks", "1"]
+    };
     let s = start_in(root, args);
     let base = s.base.clone();
     let quick_repo = if same_repo { "r1" } else { "r2" };
     configure(
         &base,
         &[("r1", &repo1, false), ("r2", &repo2, false)],
-        &[("slow", "r1", vec![&slow_dir], vec!["--limit-upload 2048"]), ("quick", quick_repo, vec![&quick_dir], vec![])],
+        &[
+            ("slow", "r1", vec![&slow_dir], vec!["--limit-upload 2048"]),
+            ("quick", quick_repo, vec![&quick_dir], vec![]),
+        ],
     )
     .await;
     // AddRepo's snapshot indexing must not be what holds the queue.
@@ -418,14 +516,20 @@ async fn cancel_queued(same_repo: bool) {
         let r = rpc(&b, "Backup", json!({"value": "quick"})).await;
         (r, Instant::now())
     });
-    let quick_op = wait_for("the second backup to be queued", Duration::from_secs(10), || async {
-        backup_ops(&base, "quick").await.first().cloned()
-    })
+    let quick_op = wait_for(
+        "the second backup to be queued",
+        Duration::from_secs(10),
+        || async { backup_ops(&base, "quick").await.first().cloned() },
+    )
     .await;
     // Still queued after a moment: it really waits behind the slow one.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let quick_op = op_by_id(&base, int(&quick_op["id"])).await;
-    assert_eq!(status(&quick_op), "STATUS_PENDING", "the second backup should wait: {quick_op}");
+    assert_eq!(
+        status(&quick_op),
+        "STATUS_PENDING",
+        "the second backup should wait: {quick_op}"
+    );
     assert!(!quick.is_finished());
 
     let cancelled_at = Instant::now();
@@ -436,7 +540,11 @@ async fn cancel_queued(same_repo: bool) {
         .unwrap();
     assert_eq!(code, 499, "{err}");
     assert_eq!(err["code"], "canceled", "{err}");
-    assert!(returned_at - cancelled_at < Duration::from_secs(2), "answered after {:?}", returned_at - cancelled_at);
+    assert!(
+        returned_at - cancelled_at < Duration::from_secs(2),
+        "answered after {:?}",
+        returned_at - cancelled_at
+    );
     let q = op_by_id(&base, int(&quick_op["id"])).await;
     assert_eq!(status(&q), "STATUS_USER_CANCELLED", "{q}");
     assert!(message(&q).contains("cancelled by user request"), "{q}");
@@ -444,7 +552,10 @@ async fn cancel_queued(same_repo: bool) {
     // The running one was not disturbed and finishes.
     let s_now = op_by_id(&base, int(&slow_op["id"])).await;
     assert_eq!(status(&s_now), "STATUS_INPROGRESS", "{s_now}");
-    let (code, v) = tokio::time::timeout(Duration::from_secs(60), slow).await.expect("slow backup finishes").unwrap();
+    let (code, v) = tokio::time::timeout(Duration::from_secs(60), slow)
+        .await
+        .expect("slow backup finishes")
+        .unwrap();
     assert_eq!(code, 200, "slow backup: {v}");
     let s_done = op_by_id(&base, int(&slow_op["id"])).await;
     assert_eq!(status(&s_done), "STATUS_SUCCESS", "{s_done}");
@@ -461,12 +572,12 @@ async fn cancel_queued(same_repo: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_queued_backup_same_repo() {
-        cancel_queued(true).await;
+    cancel_queued(true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_queued_backup_max_parallel_one() {
-        cancel_queued(false).await;
+    cancel_queued(false).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -475,13 +586,18 @@ async fn cancel_queued_backup_max_parallel_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_continues_when_the_caller_disconnects() {
-        let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let (data, repo) = (root.join("src"), root.join("repo"));
     random_files(&data, 1, 6 * MB);
     let s = start_in(root, &[]);
     let base = s.base.clone();
-    configure(&base, &[("r1", &repo, false)], &[("p", "r1", vec![&data], vec!["--limit-upload 2048"])]).await;
+    configure(
+        &base,
+        &[("r1", &repo, false)],
+        &[("p", "r1", vec![&data], vec!["--limit-upload 2048"])],
+    )
+    .await;
     let err = reqwest::Client::builder()
         .timeout(Duration::from_secs(1))
         .build()
@@ -514,13 +630,21 @@ async fn wait_reaped(pids: &[u32]) -> (String, Vec<u32>) {
     let mut timeline = vec![];
     let mut last = String::new();
     loop {
-        let st = pids.iter().map(|p| proc_state(*p)).collect::<Vec<_>>().join(",");
+        let st = pids
+            .iter()
+            .map(|p| proc_state(*p))
+            .collect::<Vec<_>>()
+            .join(",");
         if st != last {
             timeline.push(format!("{:?}: {st}", t.elapsed()));
             last = st.clone();
         }
         if st.split(',').all(|x| x == "-") || t.elapsed() > Duration::from_secs(15) {
-            let left = pids.iter().copied().filter(|p| proc_state(*p) != "-").collect();
+            let left = pids
+                .iter()
+                .copied()
+                .filter(|p| proc_state(*p) != "-")
+                .collect();
             return (timeline.join("; "), left);
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -538,18 +662,31 @@ async fn killed_mid_backup(root: &Path, auto_unlock: bool, big_files: usize) -> 
 
     let mut s = start_in(root, &[]);
     let base = s.base.clone();
-    configure(&base, &[("r1", &repo, auto_unlock)], &[("p", "r1", vec![&data], vec![]), ("q", "r1", vec![&small], vec![])]).await;
+    configure(
+        &base,
+        &[("r1", &repo, auto_unlock)],
+        &[
+            ("p", "r1", vec![&data], vec![]),
+            ("q", "r1", vec![&small], vec![]),
+        ],
+    )
+    .await;
     let b = base.clone();
     let backup = tokio::spawn(async move { rpc_lossy(&b, "Backup", json!({"value": "p"})).await });
     let op = wait_backup_running(&base, "p").await;
     let children = restic_children(server_pid(&s));
-    assert!(!children.is_empty(), "no restic child while the backup runs");
+    assert!(
+        !children.is_empty(),
+        "no restic child while the backup runs"
+    );
     // A second backup waits in the queue when the server dies.
     let b = base.clone();
     let queued = tokio::spawn(async move { rpc_lossy(&b, "Backup", json!({"value": "q"})).await });
-    let q_op = wait_for("the second backup to be queued", Duration::from_secs(10), || async {
-        backup_ops(&base, "q").await.first().cloned()
-    })
+    let q_op = wait_for(
+        "the second backup to be queued",
+        Duration::from_secs(10),
+        || async { backup_ops(&base, "q").await.first().cloned() },
+    )
     .await;
     assert_eq!(status(&q_op), "STATUS_PENDING", "{q_op}");
 
@@ -584,21 +721,36 @@ async fn kill9_mid_backup(auto_unlock: bool) {
     let base = s2.base.clone();
     let op = op_by_id(&base, op_id).await;
     assert_eq!(status(&op), "STATUS_ERROR", "{op}");
-    assert!(message(&op).contains("server stopped while this operation was running"), "{op}");
-    assert!(int(&op["unixTimeEndMs"]) >= int(&op["unixTimeStartMs"]), "{op}");
+    assert!(
+        message(&op).contains("server stopped while this operation was running"),
+        "{op}"
+    );
+    assert!(
+        int(&op["unixTimeEndMs"]) >= int(&op["unixTimeStartMs"]),
+        "{op}"
+    );
     // Its task log, cut short by the kill, is still readable and complete up to then.
     let log = read_log(&s2, op["logref"].as_str().unwrap_or("")).await;
-    assert!(log.contains("starting backup for plan") && log.contains("restic backup"), "task log:\n{log}");
+    assert!(
+        log.contains("starting backup for plan") && log.contains("restic backup"),
+        "task log:\n{log}"
+    );
     assert_eq!(backup_ops(&base, "p").await.len(), 1);
     let q_op = op_by_id(&base, q_id).await;
     assert_eq!(status(&q_op), "STATUS_ERROR", "{q_op}");
-    assert!(message(&q_op).contains("before this operation started"), "{q_op}");
+    assert!(
+        message(&q_op).contains("before this operation started"),
+        "{q_op}"
+    );
 
     // The next backup of the plan succeeds.
     let t = Instant::now();
-    let (code, v) = tokio::time::timeout(Duration::from_secs(120), rpc(&base, "Backup", json!({"value": "p"})))
-        .await
-        .expect("the backup after restart did not finish within 120 s");
+    let (code, v) = tokio::time::timeout(
+        Duration::from_secs(120),
+        rpc(&base, "Backup", json!({"value": "p"})),
+    )
+    .await
+    .expect("the backup after restart did not finish within 120 s");
     assert_eq!(
         code,
         200,
@@ -613,20 +765,39 @@ async fn kill9_mid_backup(auto_unlock: bool) {
 
     // The stale lock goes (the server unlocks after an unclean stop).
     wait_quiet(&base).await;
-    wait_for("the stale lock to be removed", Duration::from_secs(15), || async { locks(&repo).is_empty().then_some(()) }).await;
-    let r = ok(&base, "DoRepoTask", json!({"repoId": "r1", "task": "TASK_CHECK"})).await;
+    wait_for(
+        "the stale lock to be removed",
+        Duration::from_secs(15),
+        || async { locks(&repo).is_empty().then_some(()) },
+    )
+    .await;
+    let r = ok(
+        &base,
+        "DoRepoTask",
+        json!({"repoId": "r1", "task": "TASK_CHECK"}),
+    )
+    .await;
     let check = wait_op_done(&base, int(&r["operationId"])).await;
-    assert_eq!(status(&check), "STATUS_SUCCESS", "check after restart (auto_unlock={auto_unlock}): {}", message(&check));
+    assert_eq!(
+        status(&check),
+        "STATUS_SUCCESS",
+        "check after restart (auto_unlock={auto_unlock}): {}",
+        message(&check)
+    );
     // The never-started backup was not run behind the user's back.
     assert_eq!(backup_ops(&base, "q").await.len(), 1);
     assert!(snapshots(&repo, Some("plan:q")).is_empty());
 }
 
 async fn wait_op_done(base: &str, id: i64) -> Value {
-    wait_for(&format!("operation {id} to finish"), Duration::from_secs(60), || async {
-        let op = op_by_id(base, id).await;
-        (!matches!(status(&op), "STATUS_PENDING" | "STATUS_INPROGRESS")).then_some(op)
-    })
+    wait_for(
+        &format!("operation {id} to finish"),
+        Duration::from_secs(60),
+        || async {
+            let op = op_by_id(base, id).await;
+            (!matches!(status(&op), "STATUS_PENDING" | "STATUS_INPROGRESS")).then_some(op)
+        },
+    )
     .await
 }
 
@@ -659,14 +830,22 @@ async fn post_crash_unlock_runs_before_the_repos_next_task() {
     let s2 = start_in(&root, &[]);
     let base = s2.base.clone();
     let pid = server_pid(&s2);
-    let r = ok(&base, "DoRepoTask", json!({"repoId": "r1", "task": "TASK_CHECK"})).await;
+    let r = ok(
+        &base,
+        "DoRepoTask",
+        json!({"repoId": "r1", "task": "TASK_CHECK"}),
+    )
+    .await;
     let check_id = int(&r["operationId"]);
     // Watch the server's restic children until the check is over.
     let mut overlap: Option<Vec<String>> = None;
     let mut seen_unlock = false;
     let deadline = Instant::now() + Duration::from_secs(60);
     let check = loop {
-        let cmds: Vec<String> = restic_children(pid).iter().filter_map(|p| cmdline(*p)).collect();
+        let cmds: Vec<String> = restic_children(pid)
+            .iter()
+            .filter_map(|p| cmdline(*p))
+            .collect();
         if cmds.iter().any(|c| c.contains(" unlock")) {
             seen_unlock = true;
             if cmds.len() > 1 && overlap.is_none() {
@@ -680,7 +859,11 @@ async fn post_crash_unlock_runs_before_the_repos_next_task() {
         assert!(Instant::now() < deadline, "check did not finish");
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    eprintln!("post-crash unlock seen: {seen_unlock}; overlap: {overlap:?}; check: {} {}", status(&check), message(&check));
+    eprintln!(
+        "post-crash unlock seen: {seen_unlock}; overlap: {overlap:?}; check: {} {}",
+        status(&check),
+        message(&check)
+    );
     assert!(
         overlap.is_none(),
         "the post-crash `restic unlock` ran at the same time as the repo's next task: {overlap:?}\ncheck ended {}: {}",
@@ -698,7 +881,12 @@ async fn post_crash_unlock_runs_before_the_repos_next_task() {
 
 fn cmdline(pid: u32) -> Option<String> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    Some(String::from_utf8_lossy(&raw).replace('\0', " ").trim().to_string())
+    Some(
+        String::from_utf8_lossy(&raw)
+            .replace('\0', " ")
+            .trim()
+            .to_string(),
+    )
 }
 
 /// Like `rpc`, but a dropped connection is a value, not a panic.
@@ -714,7 +902,6 @@ async fn rpc_lossy(base: &str, method: &str, body: Value) -> Result<(u16, String
     Ok((code, resp.text().await.map_err(|e| e.to_string())?))
 }
 
-
 // ---------------------------------------------------------------------------
 // 3b. SIGTERM mid-backup: graceful stop
 // ---------------------------------------------------------------------------
@@ -728,7 +915,12 @@ async fn sigterm_mid_backup_records_interruption_and_leaves_no_lock() {
     random_files(&data, 3, 50 * MB);
     let mut s = start_in(&root, &[]);
     let base = s.base.clone();
-    configure(&base, &[("r1", &repo, false)], &[("p", "r1", vec![&data], vec![])]).await;
+    configure(
+        &base,
+        &[("r1", &repo, false)],
+        &[("p", "r1", vec![&data], vec![])],
+    )
+    .await;
     let b = base.clone();
     let backup = tokio::spawn(async move { rpc_lossy(&b, "Backup", json!({"value": "p"})).await });
     let op = wait_backup_running(&base, "p").await;
@@ -737,20 +929,37 @@ async fn sigterm_mid_backup_records_interruption_and_leaves_no_lock() {
     let t = Instant::now();
     let st = s.stop();
     let took = t.elapsed();
-    assert!(st.success(), "server exit after SIGTERM: {st:?}\n{}", s.stderr());
-    assert!(took < Duration::from_secs(15), "graceful stop took {took:?}");
+    assert!(
+        st.success(),
+        "server exit after SIGTERM: {st:?}\n{}",
+        s.stderr()
+    );
+    assert!(
+        took < Duration::from_secs(15),
+        "graceful stop took {took:?}"
+    );
     let answer = backup.await.unwrap();
     eprintln!("Backup call during SIGTERM answered: {answer:?}");
     for p in &children {
-        assert!(!alive(*p), "restic {p} still running after the server stopped");
+        assert!(
+            !alive(*p),
+            "restic {p} still running after the server stopped"
+        );
     }
-    assert!(locks(&repo).is_empty(), "SIGTERM of the server left restic locks:\n{}", describe_locks(&repo));
+    assert!(
+        locks(&repo).is_empty(),
+        "SIGTERM of the server left restic locks:\n{}",
+        describe_locks(&repo)
+    );
     assert!(snapshots(&repo, None).is_empty());
 
     let s2 = start_in(&root, &[]);
     let op = op_by_id(&s2.base, op_id).await;
     assert_eq!(status(&op), "STATUS_ERROR", "{op}");
-    assert!(message(&op).contains("interrupted by server shutdown"), "{op}");
+    assert!(
+        message(&op).contains("interrupted by server shutdown"),
+        "{op}"
+    );
 }
 
 /// SIGTERM while one backup runs and another waits in the queue: the server
@@ -765,15 +974,25 @@ async fn sigterm_with_a_queued_backup_answers_its_caller() {
     random_files(&small, 1, 10_000);
     let mut s = start_in(&root, &[]);
     let base = s.base.clone();
-    configure(&base, &[("r1", &repo, false)], &[("p", "r1", vec![&slow], vec!["--limit-upload 1024"]), ("q", "r1", vec![&small], vec![])]).await;
+    configure(
+        &base,
+        &[("r1", &repo, false)],
+        &[
+            ("p", "r1", vec![&slow], vec!["--limit-upload 1024"]),
+            ("q", "r1", vec![&small], vec![]),
+        ],
+    )
+    .await;
     let b = base.clone();
     let running = tokio::spawn(async move { rpc_lossy(&b, "Backup", json!({"value": "p"})).await });
     wait_backup_running(&base, "p").await;
     let b = base.clone();
     let queued = tokio::spawn(async move { rpc_lossy(&b, "Backup", json!({"value": "q"})).await });
-    let q_op = wait_for("the second backup to be queued", Duration::from_secs(10), || async {
-        backup_ops(&base, "q").await.first().cloned()
-    })
+    let q_op = wait_for(
+        "the second backup to be queued",
+        Duration::from_secs(10),
+        || async { backup_ops(&base, "q").await.first().cloned() },
+    )
     .await;
     assert_eq!(status(&q_op), "STATUS_PENDING", "{q_op}");
 
@@ -782,16 +1001,27 @@ async fn sigterm_with_a_queued_backup_answers_its_caller() {
     let took = t.elapsed();
     let running = running.await.unwrap();
     let queued = queued.await.unwrap();
-    eprintln!("SIGTERM: stopped in {took:?}; running Backup answered {running:?}; queued Backup answered {queued:?}");
-    assert!(st.success(), "server exit after SIGTERM: {st:?}\n{}", s.stderr());
+    eprintln!(
+        "SIGTERM: stopped in {took:?}; running Backup answered {running:?}; queued Backup answered {queued:?}"
+    );
+    assert!(
+        st.success(),
+        "server exit after SIGTERM: {st:?}\n{}",
+        s.stderr()
+    );
     let log = s.stderr();
     assert!(
         took < Duration::from_secs(8),
         "graceful stop with a queued Backup took {took:?}; queued Backup answered {queued:?}\nserver log:\n{log}"
     );
     match &queued {
-        Ok((code, body)) => assert!(*code != 200 && body.contains("\"code\""), "queued Backup: {code} {body}"),
-        Err(e) => panic!("the queued Backup's caller got no answer, the connection was cut: {e}\nserver log:\n{log}"),
+        Ok((code, body)) => assert!(
+            *code != 200 && body.contains("\"code\""),
+            "queued Backup: {code} {body}"
+        ),
+        Err(e) => panic!(
+            "the queued Backup's caller got no answer, the connection was cut: {e}\nserver log:\n{log}"
+        ),
     }
     assert!(locks(&repo).is_empty(), "{}", describe_locks(&repo));
 
@@ -823,7 +1053,10 @@ async fn concurrent_backups(base: &str, plans: &[&str]) -> Vec<(i64, i64)> {
         let ops = backup_ops(base, p).await;
         assert_eq!(ops.len(), 1, "{ops:?}");
         assert_eq!(status(&ops[0]), "STATUS_SUCCESS", "{}", ops[0]);
-        out.push((int(&ops[0]["unixTimeStartMs"]), int(&ops[0]["unixTimeEndMs"])));
+        out.push((
+            int(&ops[0]["unixTimeStartMs"]),
+            int(&ops[0]["unixTimeEndMs"]),
+        ));
     }
     out
 }
@@ -837,7 +1070,12 @@ async fn parallel_across_repos_serial_per_repo() {
     let _g = heavy();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_path_buf();
-    let (da, db, dc, dd) = (root.join("da"), root.join("db"), root.join("dc"), root.join("dd"));
+    let (da, db, dc, dd) = (
+        root.join("da"),
+        root.join("db"),
+        root.join("dc"),
+        root.join("dd"),
+    );
     random_files(&da, 2, 50 * MB);
     random_files(&db, 2, 50 * MB);
     // The serial cases only need backups that take a moment: both calls are
@@ -864,12 +1102,18 @@ async fn parallel_across_repos_serial_per_repo() {
     // Two repos, ~100 MB each, default parallelism: they run at the same time.
     let iv = concurrent_backups(&s.base, &["pa", "pb"]).await;
     eprintln!("two repos, parallel: {iv:?}");
-    assert!(overlap(iv[0], iv[1]), "backups on different repos did not overlap: {iv:?}");
+    assert!(
+        overlap(iv[0], iv[1]),
+        "backups on different repos did not overlap: {iv:?}"
+    );
     wait_quiet(&s.base).await;
     // One repo, two plans: one after the other.
     let iv = concurrent_backups(&s.base, &["sc", "sd"]).await;
     eprintln!("one repo: {iv:?}");
-    assert!(!overlap(iv[0], iv[1]), "backups on the same repo overlapped: {iv:?}");
+    assert!(
+        !overlap(iv[0], iv[1]),
+        "backups on the same repo overlapped: {iv:?}"
+    );
     assert_eq!(snapshots(&ra, None).len(), 3);
 
     // Two repos with -max-parallel-tasks 1: one after the other.
@@ -877,12 +1121,22 @@ async fn parallel_across_repos_serial_per_repo() {
     std::fs::create_dir_all(&dir).unwrap();
     let s = start_in(&dir, &["-max-parallel-tasks", "1"]);
     let (ra, rb) = (dir.join("ra"), dir.join("rb"));
-    configure(&s.base, &[("ra", &ra, false), ("rb", &rb, false)], &[("pc", "ra", vec![&dc], vec![]), ("pd", "rb", vec![&dd], vec![])])
-        .await;
+    configure(
+        &s.base,
+        &[("ra", &ra, false), ("rb", &rb, false)],
+        &[
+            ("pc", "ra", vec![&dc], vec![]),
+            ("pd", "rb", vec![&dd], vec![]),
+        ],
+    )
+    .await;
     wait_quiet(&s.base).await;
     let iv = concurrent_backups(&s.base, &["pc", "pd"]).await;
     eprintln!("two repos, -max-parallel-tasks 1: {iv:?}");
-    assert!(!overlap(iv[0], iv[1]), "with -max-parallel-tasks 1 backups overlapped: {iv:?}");
+    assert!(
+        !overlap(iv[0], iv[1]),
+        "with -max-parallel-tasks 1 backups overlapped: {iv:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -911,7 +1165,7 @@ fn outcome_fields(ops: &[Value]) -> BTreeMap<i64, (String, String, i64, i64, Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oplog_survives_kill9() {
-        let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_path_buf();
     let (data, slow_data, repo) = (root.join("src"), root.join("slow"), root.join("repo"));
     random_files(&data, 3, 200_000);
@@ -942,7 +1196,12 @@ async fn oplog_survives_kill9() {
     assert_eq!(code, 499);
     std::fs::write(data.join("new.txt"), "changed").unwrap();
     ok(&base, "Backup", json!({"value": "good"})).await;
-    let r = ok(&base, "DoRepoTask", json!({"repoId": "r1", "task": "TASK_STATS"})).await;
+    let r = ok(
+        &base,
+        "DoRepoTask",
+        json!({"repoId": "r1", "task": "TASK_STATS"}),
+    )
+    .await;
     let stats_id = int(&r["operationId"]);
     assert!(stats_id > 0);
 
@@ -963,14 +1222,30 @@ async fn oplog_survives_kill9() {
     s2.stop();
 
     // The SQLite file, read directly, agrees.
-    let oplog = OpLog::open(&root.join("data").join("oplog.sqlite")).await.unwrap();
+    let oplog = OpLog::open(&root.join("data").join("oplog.sqlite"))
+        .await
+        .unwrap();
     let stored = oplog.query(&Query::all()).await.unwrap();
     oplog.close().await;
     let direct: BTreeMap<i64, (String, String, i64, i64, String, String, i64)> = stored
         .iter()
         .map(|o| {
-            let st = v1::OperationStatus::try_from(o.status).unwrap().as_str_name().to_string();
-            (o.id, (st, o.display_message.clone(), o.unix_time_start_ms, o.unix_time_end_ms, o.snapshot_id.clone(), o.plan_id.clone(), o.flow_id))
+            let st = v1::OperationStatus::try_from(o.status)
+                .unwrap()
+                .as_str_name()
+                .to_string();
+            (
+                o.id,
+                (
+                    st,
+                    o.display_message.clone(),
+                    o.unix_time_start_ms,
+                    o.unix_time_end_ms,
+                    o.snapshot_id.clone(),
+                    o.plan_id.clone(),
+                    o.flow_id,
+                ),
+            )
         })
         .collect();
     assert_eq!(direct, outcome_fields(&after));

@@ -1,7 +1,7 @@
 //! `v1.Authentication`: Login and HashPassword (both unauthenticated routes).
 
-use crate::auth::middleware::{login_client, set_login_retry_after};
 use crate::auth::LoginError;
+use crate::auth::middleware::{login_client, set_login_retry_after};
 use crate::connect::ConnectError;
 use crate::pb::{types, v1};
 use crate::server::AppState;
@@ -11,8 +11,15 @@ use crate::server::AppState;
 /// exists or not; repeated failures from one address or for one user answer
 /// `resource_exhausted` with a retry hint (and `Retry-After`) until the
 /// back-off ends.
-pub async fn login(state: &AppState, req: v1::LoginRequest) -> Result<v1::LoginResponse, ConnectError> {
-    match state.auth.check_password(login_client(), &req.username, &req.password).await {
+pub async fn login(
+    state: &AppState,
+    req: v1::LoginRequest,
+) -> Result<v1::LoginResponse, ConnectError> {
+    match state
+        .auth
+        .check_password(login_client(), &req.username, &req.password)
+        .await
+    {
         Ok(()) => {
             let token = state
                 .auth
@@ -23,7 +30,9 @@ pub async fn login(state: &AppState, req: v1::LoginRequest) -> Result<v1::LoginR
         }
         Err(LoginError::Throttled(after)) => {
             set_login_retry_after(after);
-            Err(ConnectError::resource_exhausted(LoginError::retry_message(after)))
+            Err(ConnectError::resource_exhausted(LoginError::retry_message(
+                after,
+            )))
         }
         Err(LoginError::Invalid) => Err(ConnectError::unauthenticated("invalid password")),
     }
@@ -31,7 +40,14 @@ pub async fn login(state: &AppState, req: v1::LoginRequest) -> Result<v1::LoginR
 
 /// `base64(bcrypt(password))` at cost 10 with the `$2a$` prefix: the value
 /// for `auth.users[].passwordBcrypt`.
-pub async fn hash_password(state: &AppState, req: types::StringValue) -> Result<types::StringValue, ConnectError> {
-    let value = state.auth.hash_password(req.value).await.map_err(ConnectError::invalid_argument)?;
+pub async fn hash_password(
+    state: &AppState,
+    req: types::StringValue,
+) -> Result<types::StringValue, ConnectError> {
+    let value = state
+        .auth
+        .hash_password(req.value)
+        .await
+        .map_err(ConnectError::invalid_argument)?;
     Ok(types::StringValue { value })
 }

@@ -19,7 +19,10 @@ pub async fn get_config(state: &AppState) -> Result<v1::Config, ConnectError> {
 /// and a request without `sync` keeps the stored `sync` (Backrest drops the
 /// identity, which then changes on the next start).
 pub async fn set_config(state: &AppState, req: v1::Config) -> Result<v1::Config, ConnectError> {
-    let stored = state.config.transform(move |current| replace_config(current, req).map(Some)).await?;
+    let stored = state
+        .config
+        .transform(move |current| replace_config(current, req).map(Some))
+        .await?;
     Ok(sanitize_for_network(&stored))
 }
 
@@ -27,7 +30,9 @@ pub async fn set_config(state: &AppState, req: v1::Config) -> Result<v1::Config,
 /// `req` what the client sent. Validation is left to the store.
 fn replace_config(current: v1::Config, req: v1::Config) -> Result<v1::Config, ConnectError> {
     if current.modno != req.modno {
-        return Err(ConnectError::failed_precondition("config modno mismatch, reload and try again"));
+        return Err(ConnectError::failed_precondition(
+            "config modno mismatch, reload and try again",
+        ));
     }
     let mut next = rehydrate(req, &current);
     if next.multihost.is_none() {
@@ -47,12 +52,17 @@ mod tests {
 
     /// SetConfig as the handler runs it, against a bare store.
     async fn set(store: &ConfigStore, req: v1::Config) -> Result<v1::Config, ConnectError> {
-        let stored = store.transform(move |current| replace_config(current, req).map(Some)).await?;
+        let stored = store
+            .transform(move |current| replace_config(current, req).map(Some))
+            .await?;
         Ok(sanitize_for_network(&stored))
     }
 
     fn user(name: &str, hash: &str) -> v1::User {
-        v1::User { name: name.into(), password: Some(Password::PasswordBcrypt(hash.into())) }
+        v1::User {
+            name: name.into(),
+            password: Some(Password::PasswordBcrypt(hash.into())),
+        }
     }
 
     #[tokio::test]
@@ -64,12 +74,24 @@ mod tests {
         // First SetConfig on a fresh install: modno 0, enable auth.
         let mut req = sanitize_for_network(&store.get());
         req.instance = "box".into();
-        req.auth = Some(v1::Auth { disabled: false, users: vec![user("admin", "c2VjcmV0LWhhc2g=")] });
+        req.auth = Some(v1::Auth {
+            disabled: false,
+            users: vec![user("admin", "c2VjcmV0LWhhc2g=")],
+        });
         let resp = set(&store, req).await.unwrap();
         assert_eq!(resp.modno, 1);
-        assert_eq!(resp.auth.as_ref().unwrap().users[0].password, Some(Password::PasswordBcrypt(MASKED_HASH.into())));
+        assert_eq!(
+            resp.auth.as_ref().unwrap().users[0].password,
+            Some(Password::PasswordBcrypt(MASKED_HASH.into()))
+        );
         let id = resp.multihost.as_ref().unwrap().identity.as_ref().unwrap();
-        assert_eq!(id, &v1::PrivateKey { keyid: identity.keyid.clone(), ..Default::default() });
+        assert_eq!(
+            id,
+            &v1::PrivateKey {
+                keyid: identity.keyid.clone(),
+                ..Default::default()
+            }
+        );
 
         // Second: the client echoes the masked config but drops `version`
         // and `sync` entirely.
@@ -84,8 +106,20 @@ mod tests {
         let stored = store.get();
         assert_eq!(stored.modno, 2);
         assert_eq!(stored.version, crate::config::CURRENT_VERSION);
-        assert_eq!(stored.multihost.as_ref().unwrap().identity.as_ref().unwrap(), &identity);
-        assert_eq!(stored.auth.as_ref().unwrap().users[0], user("admin", "c2VjcmV0LWhhc2g="));
+        assert_eq!(
+            stored
+                .multihost
+                .as_ref()
+                .unwrap()
+                .identity
+                .as_ref()
+                .unwrap(),
+            &identity
+        );
+        assert_eq!(
+            stored.auth.as_ref().unwrap().users[0],
+            user("admin", "c2VjcmV0LWhhc2g=")
+        );
 
         // What is on disk loads again with the same identity.
         drop(store);
@@ -104,14 +138,23 @@ mod tests {
         // Same request again: its modno (0) is now stale.
         let before = store.get();
         let err = set(&store, req).await.unwrap_err();
-        assert_eq!(err, ConnectError::failed_precondition("config modno mismatch, reload and try again"));
+        assert_eq!(
+            err,
+            ConnectError::failed_precondition("config modno mismatch, reload and try again")
+        );
         assert_eq!(store.get(), before);
 
         let mut req = sanitize_for_network(&store.get());
-        req.auth = Some(v1::Auth { disabled: false, users: vec![] });
+        req.auth = Some(v1::Auth {
+            disabled: false,
+            users: vec![],
+        });
         let err = set(&store, req).await.unwrap_err();
         assert_eq!(err.code, Code::InvalidArgument);
-        assert_eq!(err.message, "validation error: auth: auth enabled but no users");
+        assert_eq!(
+            err.message,
+            "validation error: auth: auth enabled but no users"
+        );
         assert_eq!(store.get(), before);
         assert_eq!(store.get().modno, 1);
     }

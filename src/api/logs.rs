@@ -18,22 +18,35 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// Streams a log: a finished one to its end, one still being written live
 /// until its writer closes. An unknown (or expired) log is one message saying
 /// so, then a normal end.
-pub async fn get_logs(state: &AppState, req: v1::LogDataRequest) -> Result<ServerStream<types::BytesValue>, ConnectError> {
+pub async fn get_logs(
+    state: &AppState,
+    req: v1::LogDataRequest,
+) -> Result<ServerStream<types::BytesValue>, ConnectError> {
     match state.logs.reader(&req.r#ref).await {
         Ok(reader) => Ok(Box::pin(log_stream(reader))),
         Err(LogStoreError::NotFound(_)) => {
-            let text = format!("file associated with log {} not found, it may have expired.", req.r#ref);
-            let message = types::BytesValue { value: text.into_bytes() };
+            let text = format!(
+                "file associated with log {} not found, it may have expired.",
+                req.r#ref
+            );
+            let message = types::BytesValue {
+                value: text.into_bytes(),
+            };
             Ok(Box::pin(futures::stream::iter([Ok(message)])))
         }
-        Err(e) => Err(ConnectError::unknown(format!("get log data {}: {e}", req.r#ref))),
+        Err(e) => Err(ConnectError::unknown(format!(
+            "get log data {}: {e}",
+            req.r#ref
+        ))),
     }
 }
 
 /// The log's bytes in chunks of at most [`CHUNK_MAX`]; buffered bytes go out
 /// once a chunk is full, [`FLUSH_EVERY`] after they arrived, or at the end.
 /// Dropping the stream closes the reader.
-pub fn log_stream(mut reader: LogReader) -> impl Stream<Item = Result<types::BytesValue, ConnectError>> + Send + 'static {
+pub fn log_stream(
+    mut reader: LogReader,
+) -> impl Stream<Item = Result<types::BytesValue, ConnectError>> + Send + 'static {
     async_stream::stream! {
         let mut buf: Vec<u8> = Vec::new();
         // When the oldest buffered byte must be sent.
@@ -97,7 +110,11 @@ mod tests {
             .map(|m| m.unwrap().value)
             .collect()
             .await;
-        assert!(chunks.iter().all(|c| !c.is_empty() && c.len() <= CHUNK_MAX), "{:?}", chunks.iter().map(Vec::len).collect::<Vec<_>>());
+        assert!(
+            chunks.iter().all(|c| !c.is_empty() && c.len() <= CHUNK_MAX),
+            "{:?}",
+            chunks.iter().map(Vec::len).collect::<Vec<_>>()
+        );
         assert_eq!(chunks.concat(), data);
     }
 
@@ -119,6 +136,9 @@ mod tests {
         assert_eq!(second, b"second line\n");
 
         w.close().await.unwrap();
-        assert!(s.next().await.is_none(), "the stream ends when the writer closes");
+        assert!(
+            s.next().await.is_none(),
+            "the stream ends when the writer closes"
+        );
     }
 }

@@ -23,19 +23,35 @@ pub struct BackrestApi {
 }
 
 impl v1::Backrest for BackrestApi {
-    async fn get_config(&self, _ctx: RequestContext, _req: pbjson_types::Empty) -> Result<v1::Config, ConnectError> {
+    async fn get_config(
+        &self,
+        _ctx: RequestContext,
+        _req: pbjson_types::Empty,
+    ) -> Result<v1::Config, ConnectError> {
         config::get_config(&self.state).await
     }
 
-    async fn set_config(&self, _ctx: RequestContext, req: v1::Config) -> Result<v1::Config, ConnectError> {
+    async fn set_config(
+        &self,
+        _ctx: RequestContext,
+        req: v1::Config,
+    ) -> Result<v1::Config, ConnectError> {
         config::set_config(&self.state, req).await
     }
 
-    async fn add_repo(&self, _ctx: RequestContext, req: v1::AddRepoRequest) -> Result<v1::Config, ConnectError> {
+    async fn add_repo(
+        &self,
+        _ctx: RequestContext,
+        req: v1::AddRepoRequest,
+    ) -> Result<v1::Config, ConnectError> {
         repos::add_repo(&self.state, req).await
     }
 
-    async fn remove_repo(&self, _ctx: RequestContext, req: v1::RemoveRepoRequest) -> Result<v1::Config, ConnectError> {
+    async fn remove_repo(
+        &self,
+        _ctx: RequestContext,
+        req: v1::RemoveRepoRequest,
+    ) -> Result<v1::Config, ConnectError> {
         repos::remove_repo(&self.state, req).await
     }
 
@@ -47,11 +63,19 @@ impl v1::Backrest for BackrestApi {
         repos::check_repo_exists(&self.state, req).await
     }
 
-    async fn backup(&self, _ctx: RequestContext, req: v1::BackupRequest) -> Result<pbjson_types::Empty, ConnectError> {
+    async fn backup(
+        &self,
+        _ctx: RequestContext,
+        req: v1::BackupRequest,
+    ) -> Result<pbjson_types::Empty, ConnectError> {
         backup::backup(&self.state, req).await
     }
 
-    async fn list_snapshots(&self, _ctx: RequestContext, req: v1::ListSnapshotsRequest) -> Result<v1::ResticSnapshotList, ConnectError> {
+    async fn list_snapshots(
+        &self,
+        _ctx: RequestContext,
+        req: v1::ListSnapshotsRequest,
+    ) -> Result<v1::ResticSnapshotList, ConnectError> {
         snapshots::list_snapshots(&self.state, req).await
     }
 
@@ -63,23 +87,43 @@ impl v1::Backrest for BackrestApi {
         snapshots::list_snapshot_files(&self.state, req).await
     }
 
-    async fn do_repo_task(&self, _ctx: RequestContext, req: v1::DoRepoTaskRequest) -> Result<v1::ScheduleTaskResponse, ConnectError> {
+    async fn do_repo_task(
+        &self,
+        _ctx: RequestContext,
+        req: v1::DoRepoTaskRequest,
+    ) -> Result<v1::ScheduleTaskResponse, ConnectError> {
         tasks::do_repo_task(&self.state, req).await
     }
 
-    async fn forget(&self, _ctx: RequestContext, req: v1::ForgetRequest) -> Result<v1::ScheduleTaskResponse, ConnectError> {
+    async fn forget(
+        &self,
+        _ctx: RequestContext,
+        req: v1::ForgetRequest,
+    ) -> Result<v1::ScheduleTaskResponse, ConnectError> {
         tasks::forget(&self.state, req).await
     }
 
-    async fn restore(&self, _ctx: RequestContext, req: v1::RestoreSnapshotRequest) -> Result<v1::ScheduleTaskResponse, ConnectError> {
+    async fn restore(
+        &self,
+        _ctx: RequestContext,
+        req: v1::RestoreSnapshotRequest,
+    ) -> Result<v1::ScheduleTaskResponse, ConnectError> {
         tasks::restore(&self.state, req).await
     }
 
-    async fn run_command(&self, _ctx: RequestContext, req: v1::RunCommandRequest) -> Result<v1::RunCommandResponse, ConnectError> {
+    async fn run_command(
+        &self,
+        _ctx: RequestContext,
+        req: v1::RunCommandRequest,
+    ) -> Result<v1::RunCommandResponse, ConnectError> {
         tasks::run_command(&self.state, req).await
     }
 
-    async fn cancel(&self, _ctx: RequestContext, req: v1::CancelOperationRequest) -> Result<pbjson_types::Empty, ConnectError> {
+    async fn cancel(
+        &self,
+        _ctx: RequestContext,
+        req: v1::CancelOperationRequest,
+    ) -> Result<pbjson_types::Empty, ConnectError> {
         tasks::cancel(&self.state, req).await
     }
 
@@ -115,7 +159,11 @@ impl v1::Backrest for BackrestApi {
         logs::get_logs(&self.state, req).await
     }
 
-    async fn path_autocomplete(&self, _ctx: RequestContext, req: types::StringValue) -> Result<types::StringList, ConnectError> {
+    async fn path_autocomplete(
+        &self,
+        _ctx: RequestContext,
+        req: types::StringValue,
+    ) -> Result<types::StringList, ConnectError> {
         paths::path_autocomplete(req).await
     }
 }
@@ -127,11 +175,19 @@ pub struct AuthenticationApi {
 }
 
 impl v1::Authentication for AuthenticationApi {
-    async fn login(&self, _ctx: RequestContext, req: v1::LoginRequest) -> Result<v1::LoginResponse, ConnectError> {
+    async fn login(
+        &self,
+        _ctx: RequestContext,
+        req: v1::LoginRequest,
+    ) -> Result<v1::LoginResponse, ConnectError> {
         auth::login(&self.state, req).await
     }
 
-    async fn hash_password(&self, _ctx: RequestContext, req: types::StringValue) -> Result<types::StringValue, ConnectError> {
+    async fn hash_password(
+        &self,
+        _ctx: RequestContext,
+        req: types::StringValue,
+    ) -> Result<types::StringValue, ConnectError> {
         auth::hash_password(&self.state, req).await
     }
 }

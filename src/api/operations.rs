@@ -13,10 +13,12 @@ use crate::pb::{types, v1};
 use crate::server::AppState;
 
 /// What a client that fell too far behind the event stream is told.
-pub const EVENT_OVERFLOW: &str = "event buffer overflow, closing stream for client retry and catchup";
+pub const EVENT_OVERFLOW: &str =
+    "event buffer overflow, closing stream for client retry and catchup";
 
 /// Message for ClearHistory without a selector.
-pub const CLEAR_NEEDS_SELECTOR: &str = "a selector is required: pass {\"selector\": {}} to clear all history";
+pub const CLEAR_NEEDS_SELECTOR: &str =
+    "a selector is required: pass {\"selector\": {}} to clear all history";
 
 impl From<OpLogError> for ConnectError {
     fn from(e: OpLogError) -> Self {
@@ -41,7 +43,10 @@ fn selector_query(selector: Option<&v1::OpSelector>) -> Result<Query, ConnectErr
     }
 }
 
-pub async fn get_operations(state: &AppState, req: v1::GetOperationsRequest) -> Result<v1::OperationList, ConnectError> {
+pub async fn get_operations(
+    state: &AppState,
+    req: v1::GetOperationsRequest,
+) -> Result<v1::OperationList, ConnectError> {
     let operations = list_operations(&state.oplog, req.selector.as_ref(), req.last_n).await?;
     Ok(v1::OperationList { operations })
 }
@@ -62,7 +67,10 @@ pub async fn list_operations(
 
 /// Deletes the selected operations (with `only_failed`, only those in
 /// STATUS_ERROR) in one transaction, then the logs they owned.
-pub async fn clear_history(state: &AppState, req: v1::ClearHistoryRequest) -> Result<pbjson_types::Empty, ConnectError> {
+pub async fn clear_history(
+    state: &AppState,
+    req: v1::ClearHistoryRequest,
+) -> Result<pbjson_types::Empty, ConnectError> {
     let Some(selector) = req.selector.as_ref() else {
         return Err(ConnectError::invalid_argument(CLEAR_NEEDS_SELECTOR));
     };
@@ -70,7 +78,13 @@ pub async fn clear_history(state: &AppState, req: v1::ClearHistoryRequest) -> Re
     if req.only_failed {
         query.statuses = vec![v1::OperationStatus::StatusError];
     }
-    let ids: Vec<i64> = state.oplog.query(&query).await?.iter().map(|op| op.id).collect();
+    let ids: Vec<i64> = state
+        .oplog
+        .query(&query)
+        .await?
+        .iter()
+        .map(|op| op.id)
+        .collect();
     if ids.is_empty() {
         return Ok(pbjson_types::Empty {});
     }
@@ -78,16 +92,24 @@ pub async fn clear_history(state: &AppState, req: v1::ClearHistoryRequest) -> Re
     // The history is gone either way; leftover logs are swept up by garbage
     // collection.
     if let Err(e) = state.logs.delete_by_owners(&ids).await {
-        tracing::warn!("ClearHistory: cannot delete the logs of {} operations: {e}", ids.len());
+        tracing::warn!(
+            "ClearHistory: cannot delete the logs of {} operations: {e}",
+            ids.len()
+        );
     }
     Ok(pbjson_types::Empty {})
 }
 
 /// Every later change of the operation log, plus a keep-alive every
 /// `keepalive_interval` (the first one interval after connecting).
-pub async fn get_operation_events(state: &AppState) -> Result<ServerStream<v1::OperationEvent>, ConnectError> {
+pub async fn get_operation_events(
+    state: &AppState,
+) -> Result<ServerStream<v1::OperationEvent>, ConnectError> {
     let events = state.oplog.subscribe();
-    Ok(Box::pin(event_stream(events, state.options.keepalive_interval)))
+    Ok(Box::pin(event_stream(
+        events,
+        state.options.keepalive_interval,
+    )))
 }
 
 /// The stream behind GetOperationEvents. It ends with an error when the
@@ -174,11 +196,26 @@ mod tests {
 
         for stream in [&mut a, &mut b] {
             let e = stream.next().await.unwrap().unwrap();
-            assert_eq!(e.event, Some(Event::CreatedOperations(v1::OperationList { operations: added.clone() })));
+            assert_eq!(
+                e.event,
+                Some(Event::CreatedOperations(v1::OperationList {
+                    operations: added.clone()
+                }))
+            );
             let e = stream.next().await.unwrap().unwrap();
-            assert_eq!(e.event, Some(Event::UpdatedOperations(v1::OperationList { operations: updated.clone() })));
+            assert_eq!(
+                e.event,
+                Some(Event::UpdatedOperations(v1::OperationList {
+                    operations: updated.clone()
+                }))
+            );
             let e = stream.next().await.unwrap().unwrap();
-            assert_eq!(e.event, Some(Event::DeletedOperations(types::Int64List { values: vec![added[1].id] })));
+            assert_eq!(
+                e.event,
+                Some(Event::DeletedOperations(types::Int64List {
+                    values: vec![added[1].id]
+                }))
+            );
         }
     }
 
@@ -207,7 +244,9 @@ mod tests {
         }
         for i in 0..EVENT_BUFFER {
             let e = s.next().await.unwrap().unwrap();
-            let Some(Event::CreatedOperations(list)) = e.event else { panic!("{e:?}") };
+            let Some(Event::CreatedOperations(list)) = e.event else {
+                panic!("{e:?}")
+            };
             assert_eq!(list.operations[0].plan_id, format!("p{i}"));
         }
     }
@@ -221,11 +260,19 @@ mod tests {
         for n in 1..=2u32 {
             let e = s.next().await.unwrap().unwrap();
             assert_eq!(e.event, Some(Event::KeepAlive(types::Empty {})));
-            assert!(start.elapsed() >= interval * n, "keep-alive {n} came too early");
+            assert!(
+                start.elapsed() >= interval * n,
+                "keep-alive {n} came too early"
+            );
         }
         tx.send(OpEvent::Deleted(vec![7])).unwrap();
         let e = s.next().await.unwrap().unwrap();
-        assert_eq!(e.event, Some(Event::DeletedOperations(types::Int64List { values: vec![7] })));
+        assert_eq!(
+            e.event,
+            Some(Event::DeletedOperations(types::Int64List {
+                values: vec![7]
+            }))
+        );
         drop(s);
         // The receiver went with the stream: nothing is left running.
         assert_eq!(tx.receiver_count(), 0);

@@ -20,7 +20,8 @@ pub async fn path_autocomplete(req: types::StringValue) -> Result<types::StringL
 }
 
 fn list(dir: &str) -> Result<types::StringList, ConnectError> {
-    let fail = |e: std::io::Error| ConnectError::unknown(format!("cannot list {dir:?}: {}", describe(&e)));
+    let fail =
+        |e: std::io::Error| ConnectError::unknown(format!("cannot list {dir:?}: {}", describe(&e)));
     let entries = match std::fs::read_dir(dir) {
         Ok(it) => it,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(types::StringList::default()),
@@ -31,7 +32,12 @@ fn list(dir: &str) -> Result<types::StringList, ConnectError> {
         names.push(entry.map_err(fail)?.file_name());
     }
     names.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
-    Ok(types::StringList { values: names.into_iter().map(|n| n.to_string_lossy().into_owned()).collect() })
+    Ok(types::StringList {
+        values: names
+            .into_iter()
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect(),
+    })
 }
 
 fn describe(e: &std::io::Error) -> String {
@@ -54,10 +60,19 @@ mod tests {
         std::fs::write(d.path().join("C"), "").unwrap();
         let got = list(d.path().to_str().unwrap()).unwrap().values;
         assert_eq!(got, ["C", "a.txt", "b-dir"]);
-        assert!(list(d.path().join("missing").to_str().unwrap()).unwrap().values.is_empty());
+        assert!(
+            list(d.path().join("missing").to_str().unwrap())
+                .unwrap()
+                .values
+                .is_empty()
+        );
         assert!(list("").unwrap().values.is_empty());
         let e = list(d.path().join("a.txt").to_str().unwrap()).unwrap_err();
         assert_eq!(e.code, crate::connect::Code::Unknown);
-        assert!(e.message.contains("a.txt") && e.message.contains("not a directory"), "{}", e.message);
+        assert!(
+            e.message.contains("a.txt") && e.message.contains("not a directory"),
+            "{}",
+            e.message
+        );
     }
 }

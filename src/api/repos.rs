@@ -14,7 +14,10 @@ use crate::server::AppState;
 
 /// A restic client for a repo given in a request.
 pub fn client_for(state: &AppState, repo: v1::Repo) -> Result<RepoClient, ConnectError> {
-    let restic = state.orchestrator.restic().map_err(ConnectError::failed_precondition)?;
+    let restic = state
+        .orchestrator
+        .restic()
+        .map_err(ConnectError::failed_precondition)?;
     RepoClient::new(restic, repo).map_err(ConnectError::invalid_argument)
 }
 
@@ -33,12 +36,18 @@ fn candidate(state: &AppState, repo: &v1::Repo) -> Result<v1::Config, ConnectErr
         Some(r) => *r = repo.clone(),
         None => cfg.repos.push(repo.clone()),
     }
-    validate::validate(&mut cfg).map_err(|e| ConnectError::invalid_argument(format!("validation error: {e}")))?;
+    validate::validate(&mut cfg)
+        .map_err(|e| ConnectError::invalid_argument(format!("validation error: {e}")))?;
     Ok(cfg)
 }
 
-pub async fn add_repo(state: &AppState, req: v1::AddRepoRequest) -> Result<v1::Config, ConnectError> {
-    let mut repo = req.repo.ok_or_else(|| ConnectError::invalid_argument("repo is required"))?;
+pub async fn add_repo(
+    state: &AppState,
+    req: v1::AddRepoRequest,
+) -> Result<v1::Config, ConnectError> {
+    let mut repo = req
+        .repo
+        .ok_or_else(|| ConnectError::invalid_argument("repo is required"))?;
     if repo.id.is_empty() {
         return Err(ConnectError::invalid_argument("repo.id is required"));
     }
@@ -50,21 +59,32 @@ pub async fn add_repo(state: &AppState, req: v1::AddRepoRequest) -> Result<v1::C
 
     let client = client_for(state, repo.clone())?;
     let cancel = CancellationToken::new();
-    let config = match client.cat_config(&cancel, &mut discard()).await {
-        Ok(c) => c,
-        Err(e) if e.kind == ErrorKind::RepoNotFound => {
-            client.init(&cancel, &mut discard()).await.map_err(|e| restic_error("failed to init repo", e))?
-        }
-        Err(e) => return Err(restic_error("failed to init repo", e)),
-    };
+    let config =
+        match client.cat_config(&cancel, &mut discard()).await {
+            Ok(c) => c,
+            Err(e) if e.kind == ErrorKind::RepoNotFound => client
+                .init(&cancel, &mut discard())
+                .await
+                .map_err(|e| restic_error("failed to init repo", e))?,
+            Err(e) => return Err(restic_error("failed to init repo", e)),
+        };
     let guid: String = config.id.chars().take(64).collect();
     if guid.len() != 64 {
-        return Err(ConnectError::unknown(format!("failed to get repo config: restic reported repository id {:?}", config.id)));
+        return Err(ConnectError::unknown(format!(
+            "failed to get repo config: restic reported repository id {:?}",
+            config.id
+        )));
     }
     repo.guid = guid.clone();
     repo.auto_initialize = false;
 
-    let previous_guid = state.config.get().repos.iter().find(|r| r.id == repo.id).map(|r| r.guid.clone());
+    let previous_guid = state
+        .config
+        .get()
+        .repos
+        .iter()
+        .find(|r| r.id == repo.id)
+        .map(|r| r.guid.clone());
     let repo2 = repo.clone();
     let saved = state
         .config
@@ -97,17 +117,32 @@ pub async fn add_repo(state: &AppState, req: v1::AddRepoRequest) -> Result<v1::C
             .await?;
     }
     if !saved.instance.is_empty() {
-        if let Err(e) = state.orchestrator.schedule_now(Task::oneoff(TaskKind::IndexSnapshots, &repo.id), priority::INTERACTIVE | priority::INDEX_SNAPSHOTS).await {
+        if let Err(e) = state
+            .orchestrator
+            .schedule_now(
+                Task::oneoff(TaskKind::IndexSnapshots, &repo.id),
+                priority::INTERACTIVE | priority::INDEX_SNAPSHOTS,
+            )
+            .await
+        {
             tracing::warn!("cannot index snapshots of {}: {e}", repo.id);
         }
     }
     Ok(sanitize_for_network(&saved))
 }
 
-pub async fn remove_repo(state: &AppState, req: v1::RemoveRepoRequest) -> Result<v1::Config, ConnectError> {
+pub async fn remove_repo(
+    state: &AppState,
+    req: v1::RemoveRepoRequest,
+) -> Result<v1::Config, ConnectError> {
     let id = req.repo_id;
     let cfg = state.config.get();
-    let users: Vec<&str> = cfg.plans.iter().filter(|p| p.repo == id).map(|p| p.id.as_str()).collect();
+    let users: Vec<&str> = cfg
+        .plans
+        .iter()
+        .filter(|p| p.repo == id)
+        .map(|p| p.id.as_str())
+        .collect();
     if !users.is_empty() {
         return Err(ConnectError::failed_precondition(format!(
             "repo \"{id}\" is used by plan(s) {}: delete or move those plans first",
@@ -115,7 +150,9 @@ pub async fn remove_repo(state: &AppState, req: v1::RemoveRepoRequest) -> Result
         )));
     }
     if !cfg.repos.iter().any(|r| r.id == id) {
-        return Err(ConnectError::not_found(format!("get repo \"{id}\": repo not found")));
+        return Err(ConnectError::not_found(format!(
+            "get repo \"{id}\": repo not found"
+        )));
     }
     let instance = cfg.instance.clone();
     let id2 = id.clone();
@@ -128,7 +165,10 @@ pub async fn remove_repo(state: &AppState, req: v1::RemoveRepoRequest) -> Result
         })
         .await?;
     // Its local history goes; the repository's data is never touched.
-    let ops = state.oplog.query(&Query::all().repo_id(&id).instance_id(&instance)).await?;
+    let ops = state
+        .oplog
+        .query(&Query::all().repo_id(&id).instance_id(&instance))
+        .await?;
     let ids: Vec<i64> = ops.iter().map(|o| o.id).collect();
     for chunk in ids.chunks(256) {
         state.oplog.delete(chunk).await?;
@@ -137,8 +177,13 @@ pub async fn remove_repo(state: &AppState, req: v1::RemoveRepoRequest) -> Result
     Ok(sanitize_for_network(&saved))
 }
 
-pub async fn check_repo_exists(state: &AppState, req: v1::CheckRepoExistsRequest) -> Result<v1::CheckRepoExistsResponse, ConnectError> {
-    let mut repo = req.repo.ok_or_else(|| ConnectError::invalid_argument("repo is required"))?;
+pub async fn check_repo_exists(
+    state: &AppState,
+    req: v1::CheckRepoExistsRequest,
+) -> Result<v1::CheckRepoExistsResponse, ConnectError> {
+    let mut repo = req
+        .repo
+        .ok_or_else(|| ConnectError::invalid_argument("repo is required"))?;
     if repo.guid.is_empty() {
         repo.guid = "0".repeat(64);
     }
@@ -146,20 +191,30 @@ pub async fn check_repo_exists(state: &AppState, req: v1::CheckRepoExistsRequest
     candidate(state, &repo)?;
     let client = client_for(state, repo)?;
     let cancel = CancellationToken::new();
-    let probe = tokio::time::timeout(Duration::from_secs(30), client.cat_config(&cancel, &mut discard())).await;
+    let probe = tokio::time::timeout(
+        Duration::from_secs(30),
+        client.cat_config(&cancel, &mut discard()),
+    )
+    .await;
     let result = match probe {
         Ok(r) => r,
         Err(_) => {
             cancel.cancel();
-            return Err(ConnectError::deadline_exceeded("restic did not answer within 30s (check the URI and network)"));
+            return Err(ConnectError::deadline_exceeded(
+                "restic did not answer within 30s (check the URI and network)",
+            ));
         }
     };
     match result {
-        Ok(_) => Ok(v1::CheckRepoExistsResponse { exists: true, ..Default::default() }),
+        Ok(_) => Ok(v1::CheckRepoExistsResponse {
+            exists: true,
+            ..Default::default()
+        }),
         Err(e) if e.kind == ErrorKind::RepoNotFound => Ok(v1::CheckRepoExistsResponse::default()),
-        Err(e) if e.kind == ErrorKind::HostKeyUntrusted => {
-            Ok(v1::CheckRepoExistsResponse { host_key_untrusted: true, ..Default::default() })
-        }
+        Err(e) if e.kind == ErrorKind::HostKeyUntrusted => Ok(v1::CheckRepoExistsResponse {
+            host_key_untrusted: true,
+            ..Default::default()
+        }),
         Err(e) => Err(restic_error("check repo", e)),
     }
 }

@@ -48,16 +48,28 @@ impl TokenKeys {
 
     /// A token for `user`, valid for [`TOKEN_LIFETIME`].
     pub fn issue(&self, user: &str) -> anyhow::Result<String> {
-        let exp = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + TOKEN_LIFETIME.as_secs();
-        let claims = Claims { sub: user.to_string(), exp };
-        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+        let exp =
+            SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + TOKEN_LIFETIME.as_secs();
+        let claims = Claims {
+            sub: user.to_string(),
+            exp,
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
     }
 
     /// The user a token names, if its algorithm, signature (compared in
     /// constant time by the HMAC crate) and expiry are good. Whether that
     /// user still exists is the caller's check.
     pub fn verify(&self, token: &str) -> Result<String, jsonwebtoken::errors::Error> {
-        Ok(jsonwebtoken::decode::<Claims>(token.as_bytes(), &self.decoding, &self.validation)?.claims.sub)
+        Ok(
+            jsonwebtoken::decode::<Claims>(token.as_bytes(), &self.decoding, &self.validation)?
+                .claims
+                .sub,
+        )
     }
 }
 
@@ -73,9 +85,14 @@ pub fn load_or_create_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
             }
             return Ok(bytes);
         }
-        Ok(_) => tracing::warn!(path = %path.display(), "the JWT secret file is empty; generating a new secret"),
+        Ok(_) => {
+            tracing::warn!(path = %path.display(), "the JWT secret file is empty; generating a new secret")
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot read the JWT secret {}", path.display())),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot read the JWT secret {}", path.display()));
+        }
     }
     let mut secret = vec![0u8; SECRET_LEN];
     getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("cannot get random bytes: {e}"))?;
@@ -91,7 +108,8 @@ pub fn load_or_create_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     f.write_all(&secret)?;
     f.sync_all()?;
     drop(f);
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot create the JWT secret {}", path.display()))?;
+    std::fs::rename(&tmp, &path)
+        .with_context(|| format!("cannot create the JWT secret {}", path.display()))?;
     if let Ok(dir) = std::fs::File::open(data_dir) {
         let _ = dir.sync_all();
     }
@@ -112,10 +130,15 @@ mod tests {
         assert_eq!(keys.verify(&t).unwrap(), "alice");
         // Header and claims are Backrest's exactly.
         let parts: Vec<&str> = t.split('.').collect();
-        let header: serde_json::Value = serde_json::from_slice(&B64.decode(parts[0]).unwrap()).unwrap();
+        let header: serde_json::Value =
+            serde_json::from_slice(&B64.decode(parts[0]).unwrap()).unwrap();
         assert_eq!(header, serde_json::json!({"alg": "HS256", "typ": "JWT"}));
-        let claims: serde_json::Value = serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
-        assert_eq!(claims.as_object().unwrap().keys().collect::<Vec<_>>(), ["exp", "sub"]);
+        let claims: serde_json::Value =
+            serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
+        assert_eq!(
+            claims.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["exp", "sub"]
+        );
         // Another key refuses it.
         assert!(TokenKeys::new(b"another key").unwrap().verify(&t).is_err());
     }
@@ -124,20 +147,30 @@ mod tests {
     fn refuses_none_other_algorithms_and_expired() {
         let secret = b"0123456789abcdef0123456789abcdef";
         let keys = TokenKeys::new(secret).unwrap();
-        let future = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 3600;
+        let future = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 3600;
         let claims = B64.encode(format!(r#"{{"sub":"alice","exp":{future}}}"#));
         let none = format!("{}.{claims}.", B64.encode(r#"{"alg":"none","typ":"JWT"}"#));
         assert!(keys.verify(&none).is_err());
         let hs384 = jsonwebtoken::encode(
             &Header::new(Algorithm::HS384),
-            &Claims { sub: "alice".into(), exp: future },
+            &Claims {
+                sub: "alice".into(),
+                exp: future,
+            },
             &EncodingKey::from_secret(secret).unwrap(),
         )
         .unwrap();
         assert!(keys.verify(&hs384).is_err());
         let expired = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
-            &Claims { sub: "alice".into(), exp: future - 7200 },
+            &Claims {
+                sub: "alice".into(),
+                exp: future - 7200,
+            },
             &EncodingKey::from_secret(secret).unwrap(),
         )
         .unwrap();
@@ -150,11 +183,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = load_or_create_secret(dir.path()).unwrap();
         assert_eq!(a.len(), 64);
-        let mode = std::fs::metadata(dir.path().join(SECRET_FILE)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join(SECRET_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(load_or_create_secret(dir.path()).unwrap(), a);
         // A Backrest secret of any length is used as is.
         std::fs::write(dir.path().join(SECRET_FILE), b"backrest-secret").unwrap();
-        assert_eq!(load_or_create_secret(dir.path()).unwrap(), b"backrest-secret");
+        assert_eq!(
+            load_or_create_secret(dir.path()).unwrap(),
+            b"backrest-secret"
+        );
     }
 }

@@ -66,10 +66,15 @@ const AUTH_SERVICE_PREFIX: &str = "/v1.Authentication/";
 fn protected_service_prefixes() -> &'static [String] {
     static PREFIXES: OnceLock<Vec<String>> = OnceLock::new();
     PREFIXES.get_or_init(|| {
-        let set = prost_types::FileDescriptorSet::decode(crate::pb::DESCRIPTOR_SET).expect("valid descriptor set");
+        let set = prost_types::FileDescriptorSet::decode(crate::pb::DESCRIPTOR_SET)
+            .expect("valid descriptor set");
         set.file
             .iter()
-            .flat_map(|f| f.service.iter().map(move |s| format!("/{}.{}/", f.package(), s.name())))
+            .flat_map(|f| {
+                f.service
+                    .iter()
+                    .map(move |s| format!("/{}.{}/", f.package(), s.name()))
+            })
             .filter(|p| p != AUTH_SERVICE_PREFIX)
             .collect()
     })
@@ -77,7 +82,11 @@ fn protected_service_prefixes() -> &'static [String] {
 
 /// Whether `path` belongs to the Connect API (errors there are Connect JSON).
 pub fn is_connect_path(path: &str) -> bool {
-    path.starts_with("/v1.") || path.starts_with("/v1sync.") || protected_service_prefixes().iter().any(|p| path.starts_with(p.as_str()))
+    path.starts_with("/v1.")
+        || path.starts_with("/v1sync.")
+        || protected_service_prefixes()
+            .iter()
+            .any(|p| path.starts_with(p.as_str()))
 }
 
 /// Which routes need credentials (see the module docs).
@@ -107,7 +116,10 @@ pub fn classify(method: &Method, path: &str) -> Access {
 /// loopback address, i.e. a reverse proxy on this host — the right-most
 /// `X-Forwarded-For` entry, which is the one that proxy added.
 pub fn client_ip(req: &Request) -> Option<IpAddr> {
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     if peer.is_none_or(|p| p.is_loopback()) {
         let forwarded = req
             .headers()
@@ -141,7 +153,8 @@ pub fn login_client() -> Option<IpAddr> {
 
 /// Asks the middleware to send `Retry-After` with the Login call's answer.
 pub fn set_login_retry_after(after: Duration) {
-    let _ = LOGIN.try_with(|s| *s.retry_after.lock().unwrap_or_else(|p| p.into_inner()) = Some(after));
+    let _ =
+        LOGIN.try_with(|s| *s.retry_after.lock().unwrap_or_else(|p| p.into_inner()) = Some(after));
 }
 
 /// The middleware. Installed around the whole router in `server::app`.
@@ -151,13 +164,19 @@ pub async fn require_auth(State(state): State<AppState>, mut req: Request, next:
     match access {
         Access::Public => return next.run(req).await,
         Access::Login => {
-            let scope = Arc::new(LoginScope { client: client_ip(&req), retry_after: Mutex::new(None) });
+            let scope = Arc::new(LoginScope {
+                client: client_ip(&req),
+                retry_after: Mutex::new(None),
+            });
             let mut resp = LOGIN.scope(scope.clone(), next.run(req)).await;
             let after = *scope.retry_after.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(after) = after
                 && resp.status() == StatusCode::TOO_MANY_REQUESTS
             {
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(after)));
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_secs(after)),
+                );
             }
             return resp;
         }
@@ -171,20 +190,39 @@ pub async fn require_auth(State(state): State<AppState>, mut req: Request, next:
         return next.run(req).await;
     }
     match credentials(req.headers()) {
-        Credentials::Basic(user, pass) => match state.auth.check_password(client_ip(&req), &user, &pass).await {
+        Credentials::Basic(user, pass) => match state
+            .auth
+            .check_password(client_ip(&req), &user, &pass)
+            .await
+        {
             Ok(()) => {
                 req.extensions_mut().insert(AuthenticatedUser(user));
                 next.run(req).await
             }
-            Err(LoginError::Throttled(after)) => refuse(connect, Code::ResourceExhausted, &LoginError::retry_message(after), Some(after)),
-            Err(LoginError::Invalid) => refuse(connect, Code::Unauthenticated, "Unauthorized (Bad Credentials)", None),
+            Err(LoginError::Throttled(after)) => refuse(
+                connect,
+                Code::ResourceExhausted,
+                &LoginError::retry_message(after),
+                Some(after),
+            ),
+            Err(LoginError::Invalid) => refuse(
+                connect,
+                Code::Unauthenticated,
+                "Unauthorized (Bad Credentials)",
+                None,
+            ),
         },
         Credentials::Bearer(token) => match state.auth.verify_token(&token) {
             Some(user) => {
                 req.extensions_mut().insert(AuthenticatedUser(user));
                 next.run(req).await
             }
-            None => refuse(connect, Code::Unauthenticated, "Unauthorized (Bad Token)", None),
+            None => refuse(
+                connect,
+                Code::Unauthenticated,
+                "Unauthorized (Bad Token)",
+                None,
+            ),
         },
         Credentials::None => refuse(
             connect,
@@ -205,13 +243,20 @@ enum Credentials {
 /// Reads `Authorization`. The scheme name is case-insensitive (RFC 7235);
 /// Basic's user is everything before the first `:`.
 fn credentials(headers: &HeaderMap) -> Credentials {
-    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return Credentials::None;
     };
-    let Some((scheme, rest)) = value.trim().split_once(' ') else { return Credentials::None };
+    let Some((scheme, rest)) = value.trim().split_once(' ') else {
+        return Credentials::None;
+    };
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("basic") {
-        let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(rest) else { return Credentials::None };
+        let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(rest) else {
+            return Credentials::None;
+        };
         let text = String::from_utf8_lossy(&raw);
         match text.split_once(':') {
             Some((u, p)) => Credentials::Basic(u.to_string(), p.to_string()),
@@ -229,13 +274,22 @@ fn refuse(connect: bool, code: Code, message: &str, retry_after: Option<Duration
         ConnectError::new(code, message).into_response()
     } else {
         let mut r = (code.http_status(), format!("{message}\n")).into_response();
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         r
     };
     let h = resp.headers_mut();
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     if let Some(after) = retry_after {
-        h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(after)));
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(retry_after_secs(after)),
+        );
     }
     resp
 }
@@ -255,19 +309,29 @@ pub fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     let allow = if origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| match HeaderValue::from_str(o) {
-            Ok(v) => Some(v),
-            Err(_) => {
-                tracing::warn!("ignoring invalid CORS origin {o:?}");
-                None
-            }
-        }))
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| match HeaderValue::from_str(o) {
+                    Ok(v) => Some(v),
+                    Err(_) => {
+                        tracing::warn!("ignoring invalid CORS origin {o:?}");
+                        None
+                    }
+                }),
+        )
     };
     let h = |s: &'static str| http::HeaderName::from_static(s);
     Some(
         CorsLayer::new()
             .allow_origin(allow)
-            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS])
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
             .allow_headers([
                 header::CONTENT_TYPE,
                 header::AUTHORIZATION,
@@ -278,7 +342,11 @@ pub fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 h("connect-accept-encoding"),
                 h("connect-content-encoding"),
             ])
-            .expose_headers([header::CONTENT_ENCODING, header::RETRY_AFTER, h("connect-content-encoding")])
+            .expose_headers([
+                header::CONTENT_ENCODING,
+                header::RETRY_AFTER,
+                h("connect-content-encoding"),
+            ])
             .max_age(Duration::from_secs(7200)),
     )
 }
@@ -292,13 +360,28 @@ mod tests {
         let post = Method::POST;
         let get = Method::GET;
         assert_eq!(classify(&post, "/v1.Authentication/Login"), Access::Login);
-        assert_eq!(classify(&post, "/v1.Authentication/HashPassword"), Access::Public);
-        for p in ["/v1.Backrest/GetConfig", "/v1.Backrest/Nope", "/v1sync.BackrestSyncStateService/SetRemoteClientConfig", "/v1sync.BackrestSyncService/Sync", "/v1.Future/X"] {
+        assert_eq!(
+            classify(&post, "/v1.Authentication/HashPassword"),
+            Access::Public
+        );
+        for p in [
+            "/v1.Backrest/GetConfig",
+            "/v1.Backrest/Nope",
+            "/v1sync.BackrestSyncStateService/SetRemoteClientConfig",
+            "/v1sync.BackrestSyncService/Sync",
+            "/v1.Future/X",
+        ] {
             assert_eq!(classify(&post, p), Access::Protected, "{p}");
             assert_eq!(classify(&get, p), Access::Protected, "{p}");
         }
         assert_eq!(classify(&get, "/metrics"), Access::Protected);
-        for p in ["/healthz", "/openapi.json", "/docs", "/docs/x.css", "/download/tok/a"] {
+        for p in [
+            "/healthz",
+            "/openapi.json",
+            "/docs",
+            "/docs/x.css",
+            "/download/tok/a",
+        ] {
             assert_eq!(classify(&get, p), Access::Public, "{p}");
         }
         assert_eq!(classify(&get, "/"), Access::Public);
@@ -311,7 +394,11 @@ mod tests {
     #[test]
     fn every_proto_service_but_authentication_is_protected() {
         let prefixes = protected_service_prefixes();
-        for p in ["/v1.Backrest/", "/v1sync.BackrestSyncStateService/", "/v1sync.BackrestSyncService/"] {
+        for p in [
+            "/v1.Backrest/",
+            "/v1sync.BackrestSyncStateService/",
+            "/v1sync.BackrestSyncService/",
+        ] {
             assert!(prefixes.iter().any(|x| x == p), "{p} in {prefixes:?}");
         }
         assert!(!prefixes.iter().any(|x| x == AUTH_SERVICE_PREFIX));
@@ -321,9 +408,17 @@ mod tests {
     fn authorization_header_forms() {
         let mut h = HeaderMap::new();
         assert!(matches!(credentials(&h), Credentials::None));
-        h.insert(header::AUTHORIZATION, "Basic YWxpY2U6cGE6c3M=".parse().unwrap()); // alice:pa:ss
-        assert!(matches!(credentials(&h), Credentials::Basic(u, p) if u == "alice" && p == "pa:ss"));
-        h.insert(header::AUTHORIZATION, "basic YWxpY2U6cGE6c3M=".parse().unwrap());
+        h.insert(
+            header::AUTHORIZATION,
+            "Basic YWxpY2U6cGE6c3M=".parse().unwrap(),
+        ); // alice:pa:ss
+        assert!(
+            matches!(credentials(&h), Credentials::Basic(u, p) if u == "alice" && p == "pa:ss")
+        );
+        h.insert(
+            header::AUTHORIZATION,
+            "basic YWxpY2U6cGE6c3M=".parse().unwrap(),
+        );
         assert!(matches!(credentials(&h), Credentials::Basic(..)));
         h.insert(header::AUTHORIZATION, "Bearer abc.def.ghi".parse().unwrap());
         assert!(matches!(credentials(&h), Credentials::Bearer(t) if t == "abc.def.ghi"));
@@ -337,15 +432,23 @@ mod tests {
     fn forwarded_for_only_from_loopback_peers() {
         let mk = |peer: &str, xff: Option<&str>| {
             let mut req = Request::new(axum::body::Body::empty());
-            req.extensions_mut().insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+            req.extensions_mut()
+                .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
             if let Some(x) = xff {
-                req.headers_mut().insert("x-forwarded-for", x.parse().unwrap());
+                req.headers_mut()
+                    .insert("x-forwarded-for", x.parse().unwrap());
             }
             client_ip(&req)
         };
         assert_eq!(mk("127.0.0.1:5", None), Some("127.0.0.1".parse().unwrap()));
-        assert_eq!(mk("127.0.0.1:5", Some("1.1.1.1, 2.2.2.2")), Some("2.2.2.2".parse().unwrap()));
-        assert_eq!(mk("8.8.8.8:5", Some("2.2.2.2")), Some("8.8.8.8".parse().unwrap()));
+        assert_eq!(
+            mk("127.0.0.1:5", Some("1.1.1.1, 2.2.2.2")),
+            Some("2.2.2.2".parse().unwrap())
+        );
+        assert_eq!(
+            mk("8.8.8.8:5", Some("2.2.2.2")),
+            Some("8.8.8.8".parse().unwrap())
+        );
         assert_eq!(client_ip(&Request::new(axum::body::Body::empty())), None);
     }
 }

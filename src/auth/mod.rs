@@ -95,7 +95,12 @@ impl Auth {
         Auth::new(config, &secret, backoff, ttl)
     }
 
-    pub fn new(config: Arc<ConfigStore>, secret: &[u8], backoff: Duration, basic_cache_ttl: Duration) -> anyhow::Result<Auth> {
+    pub fn new(
+        config: Arc<ConfigStore>,
+        secret: &[u8],
+        backoff: Duration,
+        basic_cache_ttl: Duration,
+    ) -> anyhow::Result<Auth> {
         let mut cache_key = [0u8; 32];
         let _ = getrandom::fill(&mut cache_key);
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -147,12 +152,23 @@ impl Auth {
     /// throttling. Unknown users cost the same bcrypt as known ones and get
     /// the same answer. With auth disabled or absent nobody can log in, as
     /// in Backrest.
-    pub async fn check_password(&self, client: Option<std::net::IpAddr>, user: &str, pass: &str) -> Result<(), LoginError> {
+    pub async fn check_password(
+        &self,
+        client: Option<std::net::IpAddr>,
+        user: &str,
+        pass: &str,
+    ) -> Result<(), LoginError> {
         let addr = AddrKey::of(client);
-        self.throttle.check(addr, user, Instant::now()).map_err(LoginError::Throttled)?;
+        self.throttle
+            .check(addr, user, Instant::now())
+            .map_err(LoginError::Throttled)?;
 
         let cfg = self.config.get();
-        let stored = if Self::enabled(&cfg) { stored_hash(&cfg, user).map(str::to_string) } else { None };
+        let stored = if Self::enabled(&cfg) {
+            stored_hash(&cfg, user).map(str::to_string)
+        } else {
+            None
+        };
         let cache_key = stored.as_deref().map(|h| self.cache_key(user, pass, h));
         if let Some(k) = &cache_key
             && self.cache_hit(k)
@@ -161,7 +177,11 @@ impl Auth {
         }
 
         let ok = {
-            let _slot = self.bcrypt_slots.acquire().await.expect("semaphore never closed");
+            let _slot = self
+                .bcrypt_slots
+                .acquire()
+                .await
+                .expect("semaphore never closed");
             let pass = pass.to_string();
             let stored_b64 = stored.clone();
             tokio::task::spawn_blocking(move || password::verify(stored_b64.as_deref(), &pass))
@@ -190,7 +210,11 @@ impl Auth {
 
     /// `base64(bcrypt(password))`, on a blocking thread within the bcrypt slots.
     pub async fn hash_password(&self, password: String) -> Result<String, String> {
-        let _slot = self.bcrypt_slots.acquire().await.expect("semaphore never closed");
+        let _slot = self
+            .bcrypt_slots
+            .acquire()
+            .await
+            .expect("semaphore never closed");
         tokio::task::spawn_blocking(move || password::hash(&password))
             .await
             .map_err(|e| format!("hashing failed: {e}"))?
@@ -245,7 +269,9 @@ pub fn warn_if_open(bind_address: &str, cfg: &v1::Config) {
     if Auth::enabled(cfg) {
         return;
     }
-    let loopback = bind_address.parse::<SocketAddr>().is_ok_and(|a| a.ip().is_loopback());
+    let loopback = bind_address
+        .parse::<SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback());
     if !loopback {
         tracing::warn!(
             "!!! AUTHENTICATION IS DISABLED and the server listens on {bind_address}, which is not a loopback \

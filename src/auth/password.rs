@@ -15,7 +15,9 @@ pub const COST: u32 = 10;
 /// silently truncating would accept other passwords sharing the prefix).
 pub fn hash(password: &str) -> Result<String, String> {
     let parts = bcrypt::non_truncating_hash_with_result(password, COST).map_err(|e| match e {
-        bcrypt::BcryptError::Truncation(n) => format!("password is {n} bytes long; bcrypt allows at most 72"),
+        bcrypt::BcryptError::Truncation(n) => {
+            format!("password is {n} bytes long; bcrypt allows at most 72")
+        }
         other => format!("cannot hash password: {other}"),
     })?;
     Ok(STANDARD.encode(parts.format_for_version(bcrypt::Version::TwoA)))
@@ -86,8 +88,15 @@ mod tests {
     #[test]
     fn go_style_2b_and_2y_hashes_verify() {
         let parts = bcrypt::hash_with_result("pw", 4).unwrap();
-        for v in [bcrypt::Version::TwoA, bcrypt::Version::TwoB, bcrypt::Version::TwoY] {
-            assert!(verify(Some(&STANDARD.encode(parts.format_for_version(v))), "pw"));
+        for v in [
+            bcrypt::Version::TwoA,
+            bcrypt::Version::TwoB,
+            bcrypt::Version::TwoY,
+        ] {
+            assert!(verify(
+                Some(&STANDARD.encode(parts.format_for_version(v))),
+                "pw"
+            ));
         }
     }
 }

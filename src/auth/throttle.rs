@@ -64,7 +64,9 @@ impl Entry {
         self.locked_until.filter(|t| *t > now).map(|t| t - now)
     }
     fn forgotten(&self, now: Instant) -> bool {
-        let quiet_since = self.locked_until.map_or(self.last_failure, |t| t.max(self.last_failure));
+        let quiet_since = self
+            .locked_until
+            .map_or(self.last_failure, |t| t.max(self.last_failure));
         now >= quiet_since + FORGET_AFTER
     }
 }
@@ -76,7 +78,10 @@ struct Table<K> {
 
 impl<K: Hash + Eq + Clone> Table<K> {
     fn new(free: u32) -> Self {
-        Table { map: HashMap::new(), free }
+        Table {
+            map: HashMap::new(),
+            free,
+        }
     }
 
     fn lock_left(&mut self, key: &K, now: Instant) -> Option<Duration> {
@@ -93,9 +98,17 @@ impl<K: Hash + Eq + Clone> Table<K> {
             self.make_room(now);
         }
         let free = self.free;
-        let e = self.map.entry(key.clone()).or_insert(Entry { failures: 0, last_failure: now, locked_until: None });
+        let e = self.map.entry(key.clone()).or_insert(Entry {
+            failures: 0,
+            last_failure: now,
+            locked_until: None,
+        });
         if e.forgotten(now) {
-            *e = Entry { failures: 0, last_failure: now, locked_until: None };
+            *e = Entry {
+                failures: 0,
+                last_failure: now,
+                locked_until: None,
+            };
         }
         e.failures = e.failures.saturating_add(1);
         e.last_failure = now;
@@ -148,7 +161,10 @@ fn user_key(user: &str) -> String {
 impl Throttle {
     /// `base`: the first lock's length (doubled at each further failure).
     pub fn new(base: Duration) -> Throttle {
-        Throttle { base, tables: Mutex::new((Table::new(FREE_PER_ADDRESS), Table::new(FREE_PER_USER))) }
+        Throttle {
+            base,
+            tables: Mutex::new((Table::new(FREE_PER_ADDRESS), Table::new(FREE_PER_USER))),
+        }
     }
 
     /// `Err(time left)` while the address or the username is locked.
@@ -263,6 +279,9 @@ mod tests {
         assert_eq!(AddrKey::of(Some(a)), AddrKey::of(Some(b)));
         assert_ne!(AddrKey::of(Some(a)), AddrKey::of(Some(c)));
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
-        assert_eq!(AddrKey::of(Some(mapped)), AddrKey::of(Some("10.0.0.1".parse().unwrap())));
+        assert_eq!(
+            AddrKey::of(Some(mapped)),
+            AddrKey::of(Some("10.0.0.1".parse().unwrap()))
+        );
     }
 }

@@ -14,7 +14,9 @@
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 
-const MONTHS: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
 const WEEKDAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
 const FIELD_NAMES: [&str; 5] = ["minute", "hour", "day-of-month", "month", "day-of-week"];
@@ -63,11 +65,15 @@ pub fn parse(expr: &str) -> Result<Cron, CronError> {
         let numeric = replace_names(field, names, idx)?;
         for part in numeric.split(',') {
             if part.is_empty() || part.starts_with('/') || part.ends_with('/') {
-                return Err(syntax(format!("{} field {field:?}: malformed list item {part:?}", FIELD_NAMES[idx])));
+                return Err(syntax(format!(
+                    "{} field {field:?}: malformed list item {part:?}",
+                    FIELD_NAMES[idx]
+                )));
             }
         }
         if idx == DOW_FIELD && numeric != "*" {
-            let days = weekday_set(&numeric).map_err(|e| syntax(format!("day-of-week field {field:?}: {e}")))?;
+            let days = weekday_set(&numeric)
+                .map_err(|e| syntax(format!("day-of-week field {field:?}: {e}")))?;
             if days.is_empty() {
                 return Err(CronError::NeverFires);
             }
@@ -77,7 +83,9 @@ pub fn parse(expr: &str) -> Result<Cron, CronError> {
             normalized.push(numeric);
         }
     }
-    parser().parse(&normalized.join(" ")).map_err(|e| syntax(e.to_string()))
+    parser()
+        .parse(&normalized.join(" "))
+        .map_err(|e| syntax(e.to_string()))
 }
 
 fn parser() -> CronParser {
@@ -108,13 +116,21 @@ fn replace_names(field: &str, names: &[&str], idx: usize) -> Result<String, Cron
             let pos = names
                 .iter()
                 .position(|n| n.eq_ignore_ascii_case(word))
-                .ok_or_else(|| syntax(format!("{} field {field:?}: unknown name {word:?}", FIELD_NAMES[idx])))?;
+                .ok_or_else(|| {
+                    syntax(format!(
+                        "{} field {field:?}: unknown name {word:?}",
+                        FIELD_NAMES[idx]
+                    ))
+                })?;
             let value = if idx == MONTH_FIELD { pos + 1 } else { pos };
             out.push_str(&value.to_string());
         } else if c.is_ascii_digit() || matches!(c, '*' | ',' | '-' | '/') {
             out.push(c);
         } else {
-            return Err(syntax(format!("{} field {field:?}: unsupported character {c:?}", FIELD_NAMES[idx])));
+            return Err(syntax(format!(
+                "{} field {field:?}: unsupported character {c:?}",
+                FIELD_NAMES[idx]
+            )));
         }
     }
     Ok(out)
@@ -171,12 +187,22 @@ mod tests {
 
     fn next_after(expr: &str, y: i32, m: u32, d: u32) -> chrono::DateTime<Utc> {
         let start = Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap();
-        parse(expr).unwrap().find_next_occurrence(&start, false).unwrap()
+        parse(expr)
+            .unwrap()
+            .find_next_occurrence(&start, false)
+            .unwrap()
     }
 
     #[test]
     fn accepts_backrest_forms() {
-        for expr in ["0 0 * * *", "*/15 * * * *", "0 0/4 * * *", "30 2 1 JAN,jul MON-fri", "0 0 1 * *", "5 4 * * sun"] {
+        for expr in [
+            "0 0 * * *",
+            "*/15 * * * *",
+            "0 0/4 * * *",
+            "30 2 1 JAN,jul MON-fri",
+            "0 0 1 * *",
+            "5 4 * * sun",
+        ] {
             parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
         }
     }
@@ -184,11 +210,27 @@ mod tests {
     #[test]
     fn refuses_what_cronexpr_refuses() {
         for expr in [
-            "", "* * * *", "0 * * * * *", "0 0 * * * 2030", "@daily", "0 0 L * *", "0 0 15W * *",
-            "0 0 * * 5#2", "0 0 ? * *", "0 0 * * 5L", "0 0 * FOO *", "0 0 MON * *", "*/0 * * * *",
-            "0 0 * * 1/0", "0 0 * * +1", "/5 * * * *",
+            "",
+            "* * * *",
+            "0 * * * * *",
+            "0 0 * * * 2030",
+            "@daily",
+            "0 0 L * *",
+            "0 0 15W * *",
+            "0 0 * * 5#2",
+            "0 0 ? * *",
+            "0 0 * * 5L",
+            "0 0 * FOO *",
+            "0 0 MON * *",
+            "*/0 * * * *",
+            "0 0 * * 1/0",
+            "0 0 * * +1",
+            "/5 * * * *",
         ] {
-            assert!(matches!(parse(expr), Err(CronError::Syntax(_))), "{expr:?} should be refused");
+            assert!(
+                matches!(parse(expr), Err(CronError::Syntax(_))),
+                "{expr:?} should be refused"
+            );
         }
     }
 

@@ -33,7 +33,10 @@ const RAW_STD: GeneralPurpose = GeneralPurpose::new(
 /// The key id of a public key.
 pub fn derive_key_id(public_key: &[u8]) -> String {
     let digest = Sha256::digest(public_key);
-    format!("{KEY_ID_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest))
+    format!(
+        "{KEY_ID_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    )
 }
 
 /// A fresh identity from the operating system's random source.
@@ -61,7 +64,10 @@ pub fn verify(key: &v1::PrivateKey) -> Result<SigningKey, String> {
         .decode(&key.ed25519priv)
         .map_err(|e| format!("decode private key: {e}"))?;
     let seed: [u8; SEED_LEN] = seed.as_slice().try_into().map_err(|_| {
-        format!("invalid ed25519 private key seed size: got {}, want {SEED_LEN}", seed.len())
+        format!(
+            "invalid ed25519 private key seed size: got {}, want {SEED_LEN}",
+            seed.len()
+        )
     })?;
     let public = RAW_STD
         .decode(&key.ed25519pub)
@@ -101,7 +107,11 @@ mod tests {
         // sha256 (32 bytes) in unpadded URL-safe base64 is 43 characters.
         assert_eq!(key.keyid.len(), KEY_ID_PREFIX.len() + 43);
         verify(&key).unwrap();
-        assert_ne!(generate().unwrap().keyid, key.keyid, "two fresh identities must differ");
+        assert_ne!(
+            generate().unwrap().keyid,
+            key.keyid,
+            "two fresh identities must differ"
+        );
     }
 
     #[test]
@@ -131,19 +141,46 @@ mod tests {
         let good = generate().unwrap();
         let other = generate().unwrap();
         let cases = [
-            (v1::PrivateKey { ed25519priv: "!!!".into(), ..good.clone() }, "decode private key"),
             (
-                v1::PrivateKey { ed25519priv: RAW_STD.encode([1u8; 16]), ..good.clone() },
+                v1::PrivateKey {
+                    ed25519priv: "!!!".into(),
+                    ..good.clone()
+                },
+                "decode private key",
+            ),
+            (
+                v1::PrivateKey {
+                    ed25519priv: RAW_STD.encode([1u8; 16]),
+                    ..good.clone()
+                },
                 "seed size: got 16",
             ),
-            (v1::PrivateKey { ed25519pub: "***".into(), ..good.clone() }, "decode public key"),
             (
-                v1::PrivateKey { ed25519pub: RAW_STD.encode([1u8; 31]), ..good.clone() },
+                v1::PrivateKey {
+                    ed25519pub: "***".into(),
+                    ..good.clone()
+                },
+                "decode public key",
+            ),
+            (
+                v1::PrivateKey {
+                    ed25519pub: RAW_STD.encode([1u8; 31]),
+                    ..good.clone()
+                },
                 "public key size: got 31",
             ),
-            (v1::PrivateKey { keyid: "ed25519.nope".into(), ..good.clone() }, "does not match the derived key"),
             (
-                v1::PrivateKey { ed25519priv: other.ed25519priv.clone(), ..good.clone() },
+                v1::PrivateKey {
+                    keyid: "ed25519.nope".into(),
+                    ..good.clone()
+                },
+                "does not match the derived key",
+            ),
+            (
+                v1::PrivateKey {
+                    ed25519priv: other.ed25519priv.clone(),
+                    ..good.clone()
+                },
                 "private key does not match public key",
             ),
         ];

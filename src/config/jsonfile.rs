@@ -21,8 +21,8 @@ pub fn read(path: &Path) -> anyhow::Result<Option<v1::Config>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let cfg: v1::Config =
-        serde_json::from_slice(&bytes).with_context(|| format!("cannot parse {} as a Backrest config", path.display()))?;
+    let cfg: v1::Config = serde_json::from_slice(&bytes)
+        .with_context(|| format!("cannot parse {} as a Backrest config", path.display()))?;
     Ok(Some(cfg))
 }
 
@@ -40,7 +40,10 @@ pub fn encode(cfg: &v1::Config) -> serde_json::Result<Vec<u8>> {
 /// this fails, the file at `path` is the old one.
 pub fn write(path: &Path, data: &[u8]) -> io::Result<()> {
     let dir = parent_dir(path);
-    fs::DirBuilder::new().recursive(true).mode(0o755).create(&dir)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(&dir)?;
     backup(path, &dir)?;
     write_atomic(path, data)
 }
@@ -55,7 +58,12 @@ fn parent_dir(path: &Path) -> PathBuf {
 fn file_name(path: &Path) -> io::Result<String> {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{} has no file name", path.display())))
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} has no file name", path.display()),
+            )
+        })
 }
 
 fn backup(path: &Path, dir: &Path) -> io::Result<()> {
@@ -92,10 +100,19 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let dir = parent_dir(path);
     let mut suffix = [0u8; 8];
     getrandom::fill(&mut suffix).map_err(|e| io::Error::other(e.to_string()))?;
-    let tmp = dir.join(format!(".{}.tmp-{}-{}", file_name(path)?, std::process::id(), hex::encode(suffix)));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-{}",
+        file_name(path)?,
+        std::process::id(),
+        hex::encode(suffix)
+    ));
 
     let result = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
         file.write_all(data)?;
         file.set_permissions(fs::Permissions::from_mode(0o600))?;
         file.sync_all()?;
@@ -146,8 +163,10 @@ mod tests {
     use super::*;
 
     fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> =
-            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         v.sort();
         v
     }
@@ -158,20 +177,35 @@ mod tests {
         let path = tmp.path().join("a/b/config.json");
         write(&path, b"{}\n").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"{}\n");
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         // First write: nothing to back up, no temp file left behind.
-        assert_eq!(names(path.parent().unwrap()), vec!["config.json".to_string()]);
+        assert_eq!(
+            names(path.parent().unwrap()),
+            vec!["config.json".to_string()]
+        );
 
         write(&path, b"{\"modno\": 1}\n").unwrap();
         let listing = names(path.parent().unwrap());
         assert_eq!(listing.len(), 2, "{listing:?}");
-        let bak = listing.iter().find(|n| n.starts_with("config.json.bak.")).unwrap();
+        let bak = listing
+            .iter()
+            .find(|n| n.starts_with("config.json.bak."))
+            .unwrap();
         // config.json.bak.YYYY-MM-DD-HH-MM-SS
         let stamp = &bak["config.json.bak.".len()..];
-        assert!(chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d-%H-%M-%S").is_ok(), "{bak}");
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d-%H-%M-%S").is_ok(),
+            "{bak}"
+        );
         let bak_path = path.parent().unwrap().join(bak);
         assert_eq!(fs::read(&bak_path).unwrap(), b"{}\n");
-        assert_eq!(fs::metadata(&bak_path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&bak_path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]
@@ -181,18 +215,34 @@ mod tests {
         fs::write(&path, b"current").unwrap();
         // Twelve older backups, named as earlier writes would have named them.
         for i in 0..12 {
-            fs::write(tmp.path().join(format!("config.json.bak.2001-01-01-00-00-{i:02}")), b"old").unwrap();
+            fs::write(
+                tmp.path()
+                    .join(format!("config.json.bak.2001-01-01-00-00-{i:02}")),
+                b"old",
+            )
+            .unwrap();
         }
-        fs::write(tmp.path().join("other.json.bak.2000-01-01-00-00-00"), b"unrelated").unwrap();
+        fs::write(
+            tmp.path().join("other.json.bak.2000-01-01-00-00-00"),
+            b"unrelated",
+        )
+        .unwrap();
         write(&path, b"new").unwrap();
-        let baks: Vec<String> = names(tmp.path()).into_iter().filter(|n| n.starts_with("config.json.bak.")).collect();
+        let baks: Vec<String> = names(tmp.path())
+            .into_iter()
+            .filter(|n| n.starts_with("config.json.bak."))
+            .collect();
         assert_eq!(baks.len(), KEEP_BACKUPS, "{baks:?}");
         // The three oldest went; the fresh one (of "current") is kept.
         assert!(!baks.contains(&"config.json.bak.2001-01-01-00-00-02".to_string()));
         assert!(baks.contains(&"config.json.bak.2001-01-01-00-00-03".to_string()));
         let newest = baks.last().unwrap();
         assert_eq!(fs::read(tmp.path().join(newest)).unwrap(), b"current");
-        assert!(tmp.path().join("other.json.bak.2000-01-01-00-00-00").exists());
+        assert!(
+            tmp.path()
+                .join("other.json.bak.2000-01-01-00-00-00")
+                .exists()
+        );
     }
 
     #[test]
@@ -205,7 +255,11 @@ mod tests {
         failpoint::clear(&path);
         assert!(err.is_err());
         assert_eq!(fs::read(&path).unwrap(), b"old contents");
-        assert!(names(tmp.path()).iter().all(|n| !n.contains(".tmp-")), "{:?}", names(tmp.path()));
+        assert!(
+            names(tmp.path()).iter().all(|n| !n.contains(".tmp-")),
+            "{:?}",
+            names(tmp.path())
+        );
     }
 
     #[test]

@@ -15,8 +15,11 @@ pub const CURRENT_VERSION: i32 = 6;
 
 /// The environment variables that, before Backrest's fix for its issue 1139,
 /// silently overrode the repo passwords set in the UI.
-pub const CONFLICTING_PASSWORD_VARS: [&str; 3] =
-    ["RESTIC_PASSWORD", "RESTIC_PASSWORD_FILE", "RESTIC_PASSWORD_COMMAND"];
+pub const CONFLICTING_PASSWORD_VARS: [&str; 3] = [
+    "RESTIC_PASSWORD",
+    "RESTIC_PASSWORD_FILE",
+    "RESTIC_PASSWORD_COMMAND",
+];
 
 /// Acknowledges the issue-1139 conflict and lets migration 005 rewrite the
 /// affected repos.
@@ -39,7 +42,10 @@ pub fn apply(cfg: &mut v1::Config, env: &dyn Fn(&str) -> Option<String>) -> anyh
             cfg.version
         );
     }
-    tracing::info!("migrating config from version {} to {CURRENT_VERSION}", cfg.version);
+    tracing::info!(
+        "migrating config from version {} to {CURRENT_VERSION}",
+        cfg.version
+    );
     if cfg.version < 3 {
         relative_scheduling(cfg);
     }
@@ -60,7 +66,9 @@ pub fn apply(cfg: &mut v1::Config, env: &dyn Fn(&str) -> Option<String>) -> anyh
 /// the last run.
 fn relative_scheduling(cfg: &mut v1::Config) {
     for repo in &mut cfg.repos {
-        let Some(prune) = repo.prune_policy.as_mut() else { continue };
+        let Some(prune) = repo.prune_policy.as_mut() else {
+            continue;
+        };
         if let Some(s) = prune.schedule.as_mut() {
             s.clock = Clock::LastRunTime as i32;
         }
@@ -90,12 +98,17 @@ pub fn legacy_repo_guid(repo_id: &str) -> String {
 /// may really be encrypted with the variable's password. Refuse to start
 /// unless the user acknowledges with ISSUE_1139_FIX_PASSWORDS, in which case
 /// the variable becomes the repo's explicit password source.
-fn check_repo_passwords(cfg: &mut v1::Config, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+fn check_repo_passwords(
+    cfg: &mut v1::Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<()> {
     let set_vars: Vec<(&str, String)> = CONFLICTING_PASSWORD_VARS
         .iter()
         .filter_map(|name| env(name).filter(|v| !v.is_empty()).map(|v| (*name, v)))
         .collect();
-    let affected: Vec<usize> = (0..cfg.repos.len()).filter(|&i| !cfg.repos[i].password.is_empty()).collect();
+    let affected: Vec<usize> = (0..cfg.repos.len())
+        .filter(|&i| !cfg.repos[i].password.is_empty())
+        .collect();
     if affected.is_empty() || set_vars.is_empty() {
         return Ok(());
     }
@@ -143,8 +156,12 @@ fn check_repo_passwords(cfg: &mut v1::Config, env: &dyn Fn(&str) -> Option<Strin
 /// 5 → 6: identities that are not complete ed25519 keys (the old ECDSA
 /// ones) are dropped; a new one is generated afterwards.
 fn drop_legacy_identity(cfg: &mut v1::Config) {
-    let Some(multihost) = cfg.multihost.as_mut() else { return };
-    let Some(id) = multihost.identity.as_ref() else { return };
+    let Some(multihost) = cfg.multihost.as_mut() else {
+        return;
+    };
+    let Some(id) = multihost.identity.as_ref() else {
+        return;
+    };
     let usable = id.keyid.starts_with(super::identity::KEY_ID_PREFIX)
         && !id.ed25519priv.is_empty()
         && !id.ed25519pub.is_empty();

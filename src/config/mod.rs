@@ -50,7 +50,10 @@ impl ConfigStore {
 
     /// [`ConfigStore::open`] with an explicit environment lookup (used by
     /// migration 005).
-    pub fn open_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<ConfigStore> {
+    pub fn open_with_env(
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<ConfigStore> {
         let cfg = load(path, env)?;
         Ok(ConfigStore {
             path: path.to_path_buf(),
@@ -90,8 +93,10 @@ impl ConfigStore {
         let Some(mut next) = f((*current).clone())? else {
             return Ok(current);
         };
-        validate(&mut next).map_err(|e| ConnectError::invalid_argument(format!("validation error: {e}")))?;
-        let data = jsonfile::encode(&next).map_err(|e| ConnectError::internal(format!("cannot encode config: {e}")))?;
+        validate(&mut next)
+            .map_err(|e| ConnectError::invalid_argument(format!("validation error: {e}")))?;
+        let data = jsonfile::encode(&next)
+            .map_err(|e| ConnectError::internal(format!("cannot encode config: {e}")))?;
 
         // The write and the cache update happen together on a blocking
         // thread that holds the lock, so dropping this future midway cannot
@@ -102,8 +107,12 @@ impl ConfigStore {
         let stored = next.clone();
         let written = tokio::task::spawn_blocking(move || {
             let _guard = guard;
-            jsonfile::write(&path, &data)
-                .map_err(|e| format!("failed to update config: cannot write {}: {e}", path.display()))?;
+            jsonfile::write(&path, &data).map_err(|e| {
+                format!(
+                    "failed to update config: cannot write {}: {e}",
+                    path.display()
+                )
+            })?;
             sender.send_replace(stored);
             Ok::<(), String>(())
         })
@@ -122,7 +131,10 @@ impl ConfigStore {
 pub fn default_config() -> anyhow::Result<v1::Config> {
     let mut cfg = v1::Config {
         version: CURRENT_VERSION,
-        auth: Some(v1::Auth { disabled: true, users: Vec::new() }),
+        auth: Some(v1::Auth {
+            disabled: true,
+            users: Vec::new(),
+        }),
         ..Default::default()
     };
     populate_required_fields(&mut cfg)?;

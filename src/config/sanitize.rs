@@ -15,7 +15,10 @@ pub const MASKED_HASH: &str = "********";
 pub fn sanitize_for_network(cfg: &v1::Config) -> v1::Config {
     let mut out = cfg.clone();
     if let Some(identity) = out.multihost.as_mut().and_then(|m| m.identity.as_mut()) {
-        *identity = v1::PrivateKey { keyid: std::mem::take(&mut identity.keyid), ..Default::default() };
+        *identity = v1::PrivateKey {
+            keyid: std::mem::take(&mut identity.keyid),
+            ..Default::default()
+        };
     }
     if let Some(auth) = out.auth.as_mut() {
         for user in &mut auth.users {
@@ -52,10 +55,15 @@ pub fn rehydrate(mut request: v1::Config, stored: &v1::Config) -> v1::Config {
         *sent = full;
     }
 
-    let stored_users = stored.auth.as_ref().map(|a| a.users.as_slice()).unwrap_or_default();
+    let stored_users = stored
+        .auth
+        .as_ref()
+        .map(|a| a.users.as_slice())
+        .unwrap_or_default();
     if let Some(auth) = request.auth.as_mut() {
         for user in &mut auth.users {
-            let masked = matches!(&user.password, Some(Password::PasswordBcrypt(h)) if h == MASKED_HASH);
+            let masked =
+                matches!(&user.password, Some(Password::PasswordBcrypt(h)) if h == MASKED_HASH);
             if !masked {
                 continue;
             }
@@ -73,7 +81,10 @@ mod tests {
     use crate::config::identity;
 
     fn user(name: &str, hash: Option<&str>) -> v1::User {
-        v1::User { name: name.into(), password: hash.map(|h| Password::PasswordBcrypt(h.into())) }
+        v1::User {
+            name: name.into(),
+            password: hash.map(|h| Password::PasswordBcrypt(h.into())),
+        }
     }
 
     fn stored() -> v1::Config {
@@ -82,10 +93,20 @@ mod tests {
             instance: "host".into(),
             auth: Some(v1::Auth {
                 disabled: false,
-                users: vec![user("alice", Some("YWxpY2UtaGFzaA==")), user("bob", Some("Ym9iLWhhc2g="))],
+                users: vec![
+                    user("alice", Some("YWxpY2UtaGFzaA==")),
+                    user("bob", Some("Ym9iLWhhc2g=")),
+                ],
             }),
-            multihost: Some(v1::Multihost { identity: Some(identity::generate().unwrap()), ..Default::default() }),
-            repos: vec![v1::Repo { id: "r".into(), password: "repo-secret".into(), ..Default::default() }],
+            multihost: Some(v1::Multihost {
+                identity: Some(identity::generate().unwrap()),
+                ..Default::default()
+            }),
+            repos: vec![v1::Repo {
+                id: "r".into(),
+                password: "repo-secret".into(),
+                ..Default::default()
+            }],
             ..Default::default()
         }
     }
@@ -96,9 +117,18 @@ mod tests {
         let s = sanitize_for_network(&cfg);
         let id = s.multihost.as_ref().unwrap().identity.as_ref().unwrap();
         let full = cfg.multihost.as_ref().unwrap().identity.as_ref().unwrap();
-        assert_eq!(id, &v1::PrivateKey { keyid: full.keyid.clone(), ..Default::default() });
+        assert_eq!(
+            id,
+            &v1::PrivateKey {
+                keyid: full.keyid.clone(),
+                ..Default::default()
+            }
+        );
         for u in &s.auth.as_ref().unwrap().users {
-            assert_eq!(u.password, Some(Password::PasswordBcrypt(MASKED_HASH.into())));
+            assert_eq!(
+                u.password,
+                Some(Password::PasswordBcrypt(MASKED_HASH.into()))
+            );
         }
         // Not redacted, as in Backrest.
         assert_eq!(s.repos[0].password, "repo-secret");
@@ -137,7 +167,10 @@ mod tests {
         let cfg = stored();
         let mut req = sanitize_for_network(&cfg);
         let other = identity::generate().unwrap();
-        req.multihost.as_mut().unwrap().identity = Some(v1::PrivateKey { keyid: other.keyid.clone(), ..Default::default() });
+        req.multihost.as_mut().unwrap().identity = Some(v1::PrivateKey {
+            keyid: other.keyid.clone(),
+            ..Default::default()
+        });
         let out = rehydrate(req, &cfg);
         let id = out.multihost.unwrap().identity.unwrap();
         let full = cfg.multihost.as_ref().unwrap().identity.as_ref().unwrap();

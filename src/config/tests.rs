@@ -18,7 +18,10 @@ fn open(path: &Path) -> anyhow::Result<ConfigStore> {
 }
 
 fn open_env(path: &Path, vars: &[(&str, &str)]) -> anyhow::Result<ConfigStore> {
-    let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let vars: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     ConfigStore::open_with_env(path, &move |k| vars.get(k).cloned())
 }
 
@@ -101,11 +104,20 @@ fn first_start_writes_a_private_default_config_with_a_stable_identity() {
     assert_eq!(cfg.instance, "");
     assert_eq!(cfg.modno, 0);
     assert!(cfg.repos.is_empty() && cfg.plans.is_empty());
-    assert_eq!(cfg.auth, Some(v1::Auth { disabled: true, users: vec![] }));
+    assert_eq!(
+        cfg.auth,
+        Some(v1::Auth {
+            disabled: true,
+            users: vec![]
+        })
+    );
     let id = identity_of(&cfg);
     identity::verify(&id).unwrap();
 
-    assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let bytes = fs::read(&path).unwrap();
     let on_disk: v1::Config = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(on_disk, *cfg);
@@ -116,8 +128,16 @@ fn first_start_writes_a_private_default_config_with_a_stable_identity() {
 
     drop(store);
     let again = open(&path).unwrap();
-    assert_eq!(identity_of(&again.get()), id, "the identity must survive a restart");
-    assert_eq!(fs::read(&path).unwrap(), bytes, "reopening must not rewrite the file");
+    assert_eq!(
+        identity_of(&again.get()),
+        id,
+        "the identity must survive a restart"
+    );
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        bytes,
+        "reopening must not rewrite the file"
+    );
     assert!(backups(path.parent().unwrap()).is_empty());
 }
 
@@ -130,7 +150,11 @@ fn a_backrest_config_is_read_without_being_rewritten() {
     fs::write(&path, &text).unwrap();
 
     let store = open(&path).unwrap();
-    assert_eq!(fs::read_to_string(&path).unwrap(), text, "file bytes must be unchanged");
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        text,
+        "file bytes must be unchanged"
+    );
     assert!(backups(dir.path()).is_empty());
 
     let cfg = store.get();
@@ -141,15 +165,35 @@ fn a_backrest_config_is_read_without_being_rewritten() {
     assert_eq!(repo.password, "hunter2");
     // Sorted in memory by validation, though the file keeps its order.
     assert_eq!(repo.env, ["B2_ACCOUNT_ID=aaa", "B2_ACCOUNT_KEY=zzz"]);
-    assert_eq!(repo.prune_policy.as_ref().unwrap().max_unused_bytes, 1_000_000);
-    assert_eq!(repo.prune_policy.as_ref().unwrap().schedule.as_ref().unwrap().clock, Clock::LastRunTime as i32);
+    assert_eq!(
+        repo.prune_policy.as_ref().unwrap().max_unused_bytes,
+        1_000_000
+    );
+    assert_eq!(
+        repo.prune_policy
+            .as_ref()
+            .unwrap()
+            .schedule
+            .as_ref()
+            .unwrap()
+            .clock,
+        Clock::LastRunTime as i32
+    );
     let plan = &cfg.plans[0];
     assert_eq!(plan.backup_flags, ["--one-file-system"]);
     assert_eq!(plan.paths, ["/srv/albums", "/srv/photos"]);
     let users = &cfg.auth.as_ref().unwrap().users;
-    assert_eq!(users[0].password, Some(v1::user::Password::PasswordBcrypt("JDJhJDEwJHNvbWVoYXNo".into())));
+    assert_eq!(
+        users[0].password,
+        Some(v1::user::Password::PasswordBcrypt(
+            "JDJhJDEwJHNvbWVoYXNo".into()
+        ))
+    );
     assert!(!cfg.auth.as_ref().unwrap().disabled);
-    assert_eq!(cfg.multihost.as_ref().unwrap().known_hosts[0].instance_id, "office");
+    assert_eq!(
+        cfg.multihost.as_ref().unwrap().known_hosts[0].instance_id,
+        "office"
+    );
 }
 
 #[test]
@@ -176,16 +220,28 @@ fn migration_from_version_2_sets_relative_clocks_and_guids() {
 
     let pruned = by_id("pruned");
     let clock = |s: &Option<v1::Schedule>| s.as_ref().unwrap().clock;
-    assert_eq!(clock(&pruned.prune_policy.as_ref().unwrap().schedule), Clock::LastRunTime as i32);
-    assert_eq!(clock(&pruned.check_policy.as_ref().unwrap().schedule), Clock::LastRunTime as i32);
+    assert_eq!(
+        clock(&pruned.prune_policy.as_ref().unwrap().schedule),
+        Clock::LastRunTime as i32
+    );
+    assert_eq!(
+        clock(&pruned.check_policy.as_ref().unwrap().schedule),
+        Clock::LastRunTime as i32
+    );
     // Only repos with a prune policy are touched by 003.
     let checked = by_id("checked-only");
-    assert_eq!(clock(&checked.check_policy.as_ref().unwrap().schedule), Clock::Default as i32);
+    assert_eq!(
+        clock(&checked.check_policy.as_ref().unwrap().schedule),
+        Clock::Default as i32
+    );
 
     // 004: hex(sha256(id)) where the guid was missing.
     use sha2::{Digest, Sha256};
     assert_eq!(pruned.guid, hex::encode(Sha256::digest(b"pruned")));
-    assert_eq!(by_id("has-guid").guid, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+    assert_eq!(
+        by_id("has-guid").guid,
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    );
 
     // The migrated config was saved, and the original kept as a backup.
     let saved: v1::Config = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
@@ -212,17 +268,36 @@ fn migration_005_refuses_to_start_on_a_password_conflict() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.json");
     fs::write(&path, V4_WITH_PASSWORD).unwrap();
-    let err = open_env(&path, &[("RESTIC_PASSWORD_FILE", "/run/pw")]).err().expect("must refuse");
+    let err = open_env(&path, &[("RESTIC_PASSWORD_FILE", "/run/pw")])
+        .err()
+        .expect("must refuse");
     let msg = format!("{err:#}");
-    for needle in ["issue 1139", "RESTIC_PASSWORD_FILE", "withpw", "ISSUE_1139_FIX_PASSWORDS=1"] {
+    for needle in [
+        "issue 1139",
+        "RESTIC_PASSWORD_FILE",
+        "withpw",
+        "ISSUE_1139_FIX_PASSWORDS=1",
+    ] {
         assert!(msg.contains(needle), "{msg} should mention {needle}");
     }
-    assert!(!msg.contains("nopw"), "repos without a password are not affected: {msg}");
+    assert!(
+        !msg.contains("nopw"),
+        "repos without a password are not affected: {msg}"
+    );
     assert_eq!(fs::read_to_string(&path).unwrap(), V4_WITH_PASSWORD);
 
     // An empty variable counts as unset.
     let store = open_env(&path, &[("RESTIC_PASSWORD", "")]).unwrap();
-    assert_eq!(store.get().repos.iter().find(|r| r.id == "withpw").unwrap().password, "from-ui");
+    assert_eq!(
+        store
+            .get()
+            .repos
+            .iter()
+            .find(|r| r.id == "withpw")
+            .unwrap()
+            .password,
+        "from-ui"
+    );
 }
 
 #[test]
@@ -231,23 +306,40 @@ fn migration_005_fixes_repos_when_acknowledged() {
     let path = dir.path().join("config.json");
 
     fs::write(&path, V4_WITH_PASSWORD).unwrap();
-    let env = [("RESTIC_PASSWORD_COMMAND", "pass show restic"), (migrate::FIX_PASSWORDS_VAR, "1")];
+    let env = [
+        ("RESTIC_PASSWORD_COMMAND", "pass show restic"),
+        (migrate::FIX_PASSWORDS_VAR, "1"),
+    ];
     let cfg = open_env(&path, &env).unwrap().get();
     let repo = cfg.repos.iter().find(|r| r.id == "withpw").unwrap();
     assert_eq!(repo.password, "");
-    assert_eq!(repo.env, ["RESTIC_PASSWORD_COMMAND=pass show restic", "X=1"]);
+    assert_eq!(
+        repo.env,
+        ["RESTIC_PASSWORD_COMMAND=pass show restic", "X=1"]
+    );
     let untouched = cfg.repos.iter().find(|r| r.id == "nopw").unwrap();
     assert!(untouched.env.is_empty());
 
     fs::remove_file(&path).unwrap();
     fs::write(&path, V4_WITH_PASSWORD).unwrap();
-    let env = [("RESTIC_PASSWORD", "from-env"), (migrate::FIX_PASSWORDS_VAR, "1")];
+    let env = [
+        ("RESTIC_PASSWORD", "from-env"),
+        (migrate::FIX_PASSWORDS_VAR, "1"),
+    ];
     let cfg = open_env(&path, &env).unwrap().get();
     let repo = cfg.repos.iter().find(|r| r.id == "withpw").unwrap();
     assert_eq!(repo.password, "from-env");
     assert_eq!(repo.env, ["X=1"]);
     let saved: v1::Config = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-    assert_eq!(saved.repos.iter().find(|r| r.id == "withpw").unwrap().password, "from-env");
+    assert_eq!(
+        saved
+            .repos
+            .iter()
+            .find(|r| r.id == "withpw")
+            .unwrap()
+            .password,
+        "from-env"
+    );
 }
 
 #[test]
@@ -275,7 +367,10 @@ fn migration_006_replaces_a_legacy_identity_only_below_version_6() {
     // At version 6 the migration does not run, so the same legacy identity
     // is a validation error.
     fs::write(&path, legacy.replace("\"version\": 5", "\"version\": 6")).unwrap();
-    let err = format!("{:#}", open(&path).err().expect("legacy identity at version 6"));
+    let err = format!(
+        "{:#}",
+        open(&path).err().expect("legacy identity at version 6")
+    );
     assert!(err.contains("multihost: verify private key"), "{err}");
 }
 
@@ -286,13 +381,24 @@ fn unsupported_versions_are_refused_and_the_file_left_alone() {
     for (version, needle) in [
         (1, "Backrest 1.4.0"),
         (-3, "Backrest 1.4.0"),
-        (7, "config version 7 is greater than the latest known config format 6"),
+        (
+            7,
+            "config version 7 is greater than the latest known config format 6",
+        ),
     ] {
         let text = format!(r#"{{"version": {version}, "instance": "h"}}"#);
         fs::write(&path, &text).unwrap();
-        let err = format!("{:#}", open(&path).err().unwrap_or_else(|| panic!("version {version} accepted")));
+        let err = format!(
+            "{:#}",
+            open(&path)
+                .err()
+                .unwrap_or_else(|| panic!("version {version} accepted"))
+        );
         assert!(err.contains(needle), "version {version}: {err}");
-        assert!(err.contains(&format!("config version {version} ")), "version {version}: {err}");
+        assert!(
+            err.contains(&format!("config version {version} ")),
+            "version {version}: {err}"
+        );
         assert_eq!(fs::read_to_string(&path).unwrap(), text);
     }
     assert!(backups(dir.path()).is_empty());
@@ -302,7 +408,11 @@ fn unsupported_versions_are_refused_and_the_file_left_alone() {
 fn a_config_without_version_is_read_as_current() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.json");
-    fs::write(&path, r#"{"instance": "hand-written", "auth": {"disabled": true}}"#).unwrap();
+    fs::write(
+        &path,
+        r#"{"instance": "hand-written", "auth": {"disabled": true}}"#,
+    )
+    .unwrap();
     let cfg = open(&path).unwrap().get();
     assert_eq!(cfg.version, CURRENT_VERSION);
     assert_eq!(cfg.instance, "hand-written");
@@ -326,7 +436,10 @@ fn an_invalid_or_unreadable_file_is_refused_and_left_alone() {
     let text = backrest_style_config(&id).replace(r#""repo": "b2","#, r#""repo": "nope","#);
     fs::write(&path, &text).unwrap();
     let err = format!("{:#}", open(&path).err().expect("invalid config accepted"));
-    assert!(err.contains("plan photos: repo \"nope\" not found"), "{err}");
+    assert!(
+        err.contains("plan photos: repo \"nope\" not found"),
+        "{err}"
+    );
     assert_eq!(fs::read_to_string(&path).unwrap(), text);
 
     fs::write(&path, "{ not json").unwrap();
@@ -336,7 +449,12 @@ fn an_invalid_or_unreadable_file_is_refused_and_left_alone() {
 }
 
 fn valid_repo(id: &str) -> v1::Repo {
-    v1::Repo { id: id.into(), uri: format!("/b/{id}"), guid: migrate::legacy_repo_guid(id), ..Default::default() }
+    v1::Repo {
+        id: id.into(),
+        uri: format!("/b/{id}"),
+        guid: migrate::legacy_repo_guid(id),
+        ..Default::default()
+    }
 }
 
 #[tokio::test]
@@ -356,16 +474,27 @@ async fn transform_validates_persists_caches_and_notifies() {
         .await
         .unwrap();
     // Normalized by validation.
-    assert_eq!(stored.repos.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a", "z"]);
+    assert_eq!(
+        stored
+            .repos
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "z"]
+    );
     assert_eq!(store.get(), stored);
     assert!(rx.has_changed().unwrap());
     assert_eq!(*rx.borrow_and_update(), stored);
     let on_disk: v1::Config = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
     assert_eq!(on_disk, *stored);
-    assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let baks = backups(dir.path());
     assert_eq!(baks.len(), 1);
-    let previous: v1::Config = serde_json::from_slice(&fs::read(dir.path().join(&baks[0])).unwrap()).unwrap();
+    let previous: v1::Config =
+        serde_json::from_slice(&fs::read(dir.path().join(&baks[0])).unwrap()).unwrap();
     assert_eq!(previous, *before);
 
     // Returning None changes nothing and writes nothing.
@@ -376,7 +505,10 @@ async fn transform_validates_persists_caches_and_notifies() {
     assert_eq!(fs::read(&path).unwrap(), bytes);
 
     // Errors from the closure come back as they are.
-    let err = store.transform(|_| Err(ConnectError::aborted("no thanks"))).await.unwrap_err();
+    let err = store
+        .transform(|_| Err(ConnectError::aborted("no thanks")))
+        .await
+        .unwrap_err();
     assert_eq!(err, ConnectError::aborted("no thanks"));
 }
 
@@ -394,13 +526,21 @@ async fn a_failed_transform_changes_nothing() {
     let err = store
         .transform(|mut c| {
             c.instance = "ok".into();
-            c.plans.push(v1::Plan { id: "p".into(), repo: "missing".into(), paths: vec!["/x".into()], ..Default::default() });
+            c.plans.push(v1::Plan {
+                id: "p".into(),
+                repo: "missing".into(),
+                paths: vec!["/x".into()],
+                ..Default::default()
+            });
             Ok(Some(c))
         })
         .await
         .unwrap_err();
     assert_eq!(err.code, Code::InvalidArgument);
-    assert_eq!(err.message, "validation error: plan p: repo \"missing\" not found");
+    assert_eq!(
+        err.message,
+        "validation error: plan p: repo \"missing\" not found"
+    );
 
     // Write failure (the rename onto config.json fails).
     jsonfile::failpoint::fail_rename_onto(&path);
@@ -413,7 +553,11 @@ async fn a_failed_transform_changes_nothing() {
         .unwrap_err();
     jsonfile::failpoint::clear(&path);
     assert_eq!(err.code, Code::Unknown);
-    assert!(err.message.contains("failed to update config"), "{}", err.message);
+    assert!(
+        err.message.contains("failed to update config"),
+        "{}",
+        err.message
+    );
 
     assert_eq!(store.get(), before);
     assert_eq!(fs::read(&path).unwrap(), bytes);

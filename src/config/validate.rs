@@ -78,7 +78,11 @@ pub fn validate(cfg: &mut v1::Config) -> Result<(), ValidationError> {
         errors.push(format!("multihost: {e}"));
     }
 
-    if errors.is_empty() { Ok(()) } else { Err(ValidationError { errors }) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationError { errors })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +95,9 @@ pub enum IdError {
 impl fmt::Display for IdError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            IdError::Reserved => f.write_str("IDs starting and ending with '_' are reserved by backrest"),
+            IdError::Reserved => {
+                f.write_str("IDs starting and ending with '_' are reserved by backrest")
+            }
             IdError::Empty => f.write_str("empty"),
             IdError::TooLong(max) => write!(f, "(> {max} chars): too long"),
         }
@@ -131,7 +137,11 @@ pub fn validate_schedule(schedule: &v1::Schedule) -> Result<(), String> {
         Some(Kind::MaxFrequencyDays(_) | Kind::MaxFrequencyHours(_)) => Ok(()),
         Some(Kind::Cron(expr)) if expr.is_empty() => Err("empty cron expression".into()),
         Some(Kind::Cron(expr)) => {
-            let never = || format!("invalid cron {expr:?}: next scheduled time is invalid (check for DOW=7 usage)");
+            let never = || {
+                format!(
+                    "invalid cron {expr:?}: next scheduled time is invalid (check for DOW=7 usage)"
+                )
+            };
             let parsed = match cron::parse(expr) {
                 Ok(c) => c,
                 Err(cron::CronError::NeverFires) => return Err(never()),
@@ -168,7 +178,8 @@ fn validate_auth(auth: Option<&v1::Auth>) -> Result<(), String> {
     }
     for user in &auth.users {
         validate_id(&user.name, 0).map_err(|e| format!("user {:?}: {e}", user.name))?;
-        let has_hash = matches!(&user.password, Some(v1::user::Password::PasswordBcrypt(h)) if !h.is_empty());
+        let has_hash =
+            matches!(&user.password, Some(v1::user::Password::PasswordBcrypt(h)) if !h.is_empty());
         if !has_hash {
             return Err(format!("user {:?}: password is required", user.name));
         }
@@ -213,13 +224,21 @@ fn validate_repo(repo: &mut v1::Repo) -> Vec<String> {
     }
     if !repo.guid.is_empty() {
         if repo.auto_initialize {
-            errors.push("auto_initialize set with guid but guid implies that repo is already initialized".into());
+            errors.push(
+                "auto_initialize set with guid but guid implies that repo is already initialized"
+                    .into(),
+            );
         }
         if repo.guid.len() != 64 {
-            errors.push(format!("guid {:?} invalid: must be 64 characters", repo.guid));
+            errors.push(format!(
+                "guid {:?} invalid: must be 64 characters",
+                repo.guid
+            ));
         }
     } else if !repo.auto_initialize {
-        errors.push("guid is required unless using auto_initialize to implicitly initialize repos".into());
+        errors.push(
+            "guid is required unless using auto_initialize to implicitly initialize repos".into(),
+        );
     }
     if repo.uri.is_empty() {
         errors.push("uri is required".into());
@@ -291,7 +310,9 @@ fn push_err(errors: &mut Vec<String>, context: &str, result: Result<(), String>)
 }
 
 fn validate_multihost(cfg: &v1::Config) -> Vec<String> {
-    let Some(multihost) = &cfg.multihost else { return Vec::new() };
+    let Some(multihost) = &cfg.multihost else {
+        return Vec::new();
+    };
     let own = multihost.identity.clone().unwrap_or_default();
     if own.keyid.is_empty() {
         return vec!["identity keyid is required".into()];
@@ -307,7 +328,12 @@ fn validate_multihost(cfg: &v1::Config) -> Vec<String> {
         .authorized_clients
         .iter()
         .map(|p| ("authorized client", p, false))
-        .chain(multihost.known_hosts.iter().map(|p| ("known host", p, true)));
+        .chain(
+            multihost
+                .known_hosts
+                .iter()
+                .map(|p| ("known host", p, true)),
+        );
     for (kind, peer, is_known_host) in peers {
         let label = format!("{kind} {:?}", peer.instance_id);
         if let Err(e) = validate_peer(peer, is_known_host) {
@@ -330,7 +356,8 @@ fn validate_multihost(cfg: &v1::Config) -> Vec<String> {
 }
 
 fn validate_peer(peer: &v1::multihost::Peer, is_known_host: bool) -> Result<(), String> {
-    validate_id(&peer.instance_id, ID_MAX_LEN).map_err(|e| format!("id {:?} invalid: {e}", peer.instance_id))?;
+    validate_id(&peer.instance_id, ID_MAX_LEN)
+        .map_err(|e| format!("id {:?} invalid: {e}", peer.instance_id))?;
     if peer.keyid.is_empty() {
         return Err("keyid must be specified".into());
     }
@@ -363,23 +390,41 @@ mod tests {
     use crate::pb::v1::multihost::{Peer, Permission};
 
     fn repo(id: &str) -> v1::Repo {
-        v1::Repo { id: id.into(), uri: format!("/backups/{id}"), guid: legacy_repo_guid(id), ..Default::default() }
+        v1::Repo {
+            id: id.into(),
+            uri: format!("/backups/{id}"),
+            guid: legacy_repo_guid(id),
+            ..Default::default()
+        }
     }
 
     fn plan(id: &str, repo: &str) -> v1::Plan {
-        v1::Plan { id: id.into(), repo: repo.into(), paths: vec!["/data".into()], ..Default::default() }
+        v1::Plan {
+            id: id.into(),
+            repo: repo.into(),
+            paths: vec!["/data".into()],
+            ..Default::default()
+        }
     }
 
     fn cron(expr: &str) -> Option<v1::Schedule> {
-        Some(v1::Schedule { schedule: Some(Kind::Cron(expr.into())), clock: 0 })
+        Some(v1::Schedule {
+            schedule: Some(Kind::Cron(expr.into())),
+            clock: 0,
+        })
     }
 
     fn kind(k: Kind) -> Option<v1::Schedule> {
-        Some(v1::Schedule { schedule: Some(k), clock: 0 })
+        Some(v1::Schedule {
+            schedule: Some(k),
+            clock: 0,
+        })
     }
 
     fn keep_last(n: i32) -> Option<v1::RetentionPolicy> {
-        Some(v1::RetentionPolicy { policy: Some(Policy::PolicyKeepLastN(n)) })
+        Some(v1::RetentionPolicy {
+            policy: Some(Policy::PolicyKeepLastN(n)),
+        })
     }
 
     fn peer(instance: &str) -> Peer {
@@ -392,17 +437,26 @@ mod tests {
     }
 
     fn user(name: &str, hash: Option<&str>) -> v1::User {
-        v1::User { name: name.into(), password: hash.map(|h| v1::user::Password::PasswordBcrypt(h.into())) }
+        v1::User {
+            name: name.into(),
+            password: hash.map(|h| v1::user::Password::PasswordBcrypt(h.into())),
+        }
     }
 
     fn base() -> v1::Config {
         v1::Config {
             version: 6,
             instance: "host".into(),
-            auth: Some(v1::Auth { disabled: true, users: vec![] }),
+            auth: Some(v1::Auth {
+                disabled: true,
+                users: vec![],
+            }),
             repos: vec![repo("r1")],
             plans: vec![plan("p1", "r1")],
-            multihost: Some(v1::Multihost { identity: Some(identity::generate().unwrap()), ..Default::default() }),
+            multihost: Some(v1::Multihost {
+                identity: Some(identity::generate().unwrap()),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
@@ -416,124 +470,489 @@ mod tests {
     /// One entry per rule: how to break a valid config, and the message the
     /// breakage must produce (`None`: the change is valid).
     const CASES: &[Case] = &[
-        ("empty instance is only a warning", |c| c.instance.clear(), None),
-        ("reserved instance id", |c| c.instance = "_x_".into(),
-            Some("instance ID \"_x_\" invalid: IDs starting and ending with '_' are reserved by backrest")),
-        ("instance id of 50 chars", |c| c.instance = "a".repeat(50), None),
-        ("instance id too long", |c| c.instance = "a".repeat(51), Some("invalid: (> 50 chars): too long")),
-        ("any characters allowed in ids", |c| c.instance = "host name/ü".into(), None),
-        ("auth enabled without users", |c| c.auth = Some(v1::Auth { disabled: false, users: vec![] }),
-            Some("auth: auth enabled but no users")),
+        (
+            "empty instance is only a warning",
+            |c| c.instance.clear(),
+            None,
+        ),
+        (
+            "reserved instance id",
+            |c| c.instance = "_x_".into(),
+            Some(
+                "instance ID \"_x_\" invalid: IDs starting and ending with '_' are reserved by backrest",
+            ),
+        ),
+        (
+            "instance id of 50 chars",
+            |c| c.instance = "a".repeat(50),
+            None,
+        ),
+        (
+            "instance id too long",
+            |c| c.instance = "a".repeat(51),
+            Some("invalid: (> 50 chars): too long"),
+        ),
+        (
+            "any characters allowed in ids",
+            |c| c.instance = "host name/ü".into(),
+            None,
+        ),
+        (
+            "auth enabled without users",
+            |c| {
+                c.auth = Some(v1::Auth {
+                    disabled: false,
+                    users: vec![],
+                })
+            },
+            Some("auth: auth enabled but no users"),
+        ),
         ("auth absent", |c| c.auth = None, None),
-        ("auth user with empty name", |c| c.auth = Some(v1::Auth { disabled: false, users: vec![user("", Some("aGFzaA=="))] }),
-            Some("auth: user \"\": empty")),
-        ("auth user without hash", |c| c.auth = Some(v1::Auth { disabled: false, users: vec![user("alice", None)] }),
-            Some("auth: user \"alice\": password is required")),
-        ("auth user with empty hash", |c| c.auth = Some(v1::Auth { disabled: false, users: vec![user("bob", Some(""))] }),
-            Some("auth: user \"bob\": password is required")),
-        ("auth disabled ignores users", |c| c.auth = Some(v1::Auth { disabled: true, users: vec![user("", None)] }), None),
-        ("reserved repo id", |c| { c.repos[0].id = "_r_".into(); c.plans[0].repo = "_r_".into(); },
-            Some("repo _r_: id \"_r_\" invalid: IDs starting and ending with '_' are reserved by backrest")),
-        ("empty repo id", |c| { c.repos[0].id.clear(); c.plans[0].repo.clear(); }, Some("repo : id \"\" invalid: empty")),
-        ("guid with auto_initialize", |c| c.repos[0].auto_initialize = true,
-            Some("repo r1: auto_initialize set with guid but guid implies that repo is already initialized")),
-        ("guid of wrong length", |c| c.repos[0].guid = "abc".into(), Some("repo r1: guid \"abc\" invalid: must be 64 characters")),
-        ("no guid, no auto_initialize", |c| c.repos[0].guid.clear(),
-            Some("repo r1: guid is required unless using auto_initialize to implicitly initialize repos")),
-        ("no guid with auto_initialize", |c| { c.repos[0].guid.clear(); c.repos[0].auto_initialize = true; }, None),
-        ("uri missing", |c| c.repos[0].uri.clear(), Some("repo r1: uri is required")),
-        ("prune schedule", |c| c.repos[0].prune_policy = Some(v1::PrunePolicy { schedule: kind(Kind::MaxFrequencyDays(0)), ..Default::default() }),
-            Some("repo r1: prune policy schedule: invalid max frequency days")),
-        ("check schedule", |c| c.repos[0].check_policy = Some(v1::CheckPolicy { schedule: kind(Kind::MaxFrequencyHours(0)), mode: None }),
-            Some("repo r1: check policy schedule: invalid max frequency hours")),
-        ("forget schedule", |c| c.repos[0].forget_policy = Some(v1::ForgetPolicy { schedule: cron("61 * * * *"), retention: keep_last(3) }),
-            Some("repo r1: forget policy schedule: invalid cron \"61 * * * *\": ")),
-        ("enabled forget without retention", |c| c.repos[0].forget_policy = Some(v1::ForgetPolicy { schedule: cron("0 3 * * *"), retention: None }),
-            Some("repo r1: forget policy must specify a retention policy")),
-        ("enabled forget with empty retention", |c| c.repos[0].forget_policy = Some(v1::ForgetPolicy {
-                schedule: cron("0 3 * * *"), retention: Some(v1::RetentionPolicy { policy: None }) }),
-            Some("repo r1: forget policy: retention policy must specify a policy")),
-        ("disabled forget needs no retention", |c| c.repos[0].forget_policy = Some(v1::ForgetPolicy { schedule: kind(Kind::Disabled(true)), retention: None }), None),
-        ("forget without schedule needs no retention", |c| c.repos[0].forget_policy = Some(v1::ForgetPolicy::default()), None),
-        ("env without =", |c| c.repos[0].env = vec!["A=1".into(), "NOPE".into()],
-            Some("repo r1: invalid env var NOPE, must take format KEY=VALUE")),
-        ("duplicate repo id", |c| c.repos.push(repo("r1")), Some("repo r1: duplicate id")),
-        ("duplicate plan id", |c| c.plans.push(plan("p1", "r1")), Some("plan p1: duplicate id")),
-        ("reserved plan id", |c| c.plans[0].id = "_p_".into(), Some("plan _p_: id \"_p_\" invalid: IDs starting")),
-        ("unparsable cron", |c| c.plans[0].schedule = cron("bad cron"), Some("plan p1: backup schedule: invalid cron \"bad cron\": ")),
-        ("six-field cron", |c| c.plans[0].schedule = cron("0 0 0 * * *"), Some("plan p1: backup schedule: invalid cron \"0 0 0 * * *\": ")),
-        ("cron macro", |c| c.plans[0].schedule = cron("@daily"), Some("plan p1: backup schedule: invalid cron \"@daily\": ")),
-        ("cron day of week 7", |c| c.plans[0].schedule = cron("0 0 * * 7"),
-            Some("plan p1: backup schedule: invalid cron \"0 0 * * 7\": next scheduled time is invalid (check for DOW=7 usage)")),
-        ("cron that never fires", |c| c.plans[0].schedule = cron("0 0 30 2 *"), Some("next scheduled time is invalid")),
-        ("empty cron", |c| c.plans[0].schedule = cron(""), Some("plan p1: backup schedule: empty cron expression")),
-        ("valid cron", |c| c.plans[0].schedule = cron("0 0/4 * * MON-FRI"), None),
-        ("max frequency hours", |c| c.plans[0].schedule = kind(Kind::MaxFrequencyHours(-1)),
-            Some("plan p1: backup schedule: invalid max frequency hours")),
-        ("max frequency days", |c| c.plans[0].schedule = kind(Kind::MaxFrequencyDays(0)),
-            Some("plan p1: backup schedule: invalid max frequency days")),
-        ("valid max frequency", |c| c.plans[0].schedule = kind(Kind::MaxFrequencyDays(1)), None),
-        ("disabled: false", |c| c.plans[0].schedule = kind(Kind::Disabled(false)),
-            Some("plan p1: backup schedule: disabled boolean must be set to true")),
-        ("schedule without kind", |c| c.plans[0].schedule = Some(v1::Schedule::default()), None),
-        ("no paths", |c| c.plans[0].paths.clear(),
-            Some("plan p1: at least one path is required (unless backup_flags supplies paths, e.g. --files-from or --stdin-from-command)")),
-        ("backup_flags instead of paths", |c| { c.plans[0].paths.clear(); c.plans[0].backup_flags = vec!["--files-from=/list".into()]; }, None),
-        ("empty path", |c| c.plans[0].paths = vec!["/b".into(), "".into()], Some("plan p1: path[1] cannot be empty")),
-        ("plan without repo", |c| c.plans[0].repo.clear(), Some("plan p1: repo is required")),
-        ("plan with unknown repo", |c| c.plans[0].repo = "nope".into(), Some("plan p1: repo \"nope\" not found")),
-        ("plan retention without policy", |c| c.plans[0].retention = Some(v1::RetentionPolicy { policy: None }),
-            Some("plan p1: retention: retention policy must specify a policy")),
-        ("empty time buckets", |c| c.plans[0].retention = Some(v1::RetentionPolicy {
-                policy: Some(Policy::PolicyTimeBucketed(Default::default())) }),
-            Some("plan p1: retention: time bucketed policy must specify a non-empty bucket")),
-        ("one time bucket", |c| c.plans[0].retention = Some(v1::RetentionPolicy {
-                policy: Some(Policy::PolicyTimeBucketed(v1::retention_policy::TimeBucketedCounts { weekly: 2, ..Default::default() })) }), None),
+        (
+            "auth user with empty name",
+            |c| {
+                c.auth = Some(v1::Auth {
+                    disabled: false,
+                    users: vec![user("", Some("aGFzaA=="))],
+                })
+            },
+            Some("auth: user \"\": empty"),
+        ),
+        (
+            "auth user without hash",
+            |c| {
+                c.auth = Some(v1::Auth {
+                    disabled: false,
+                    users: vec![user("alice", None)],
+                })
+            },
+            Some("auth: user \"alice\": password is required"),
+        ),
+        (
+            "auth user with empty hash",
+            |c| {
+                c.auth = Some(v1::Auth {
+                    disabled: false,
+                    users: vec![user("bob", Some(""))],
+                })
+            },
+            Some("auth: user \"bob\": password is required"),
+        ),
+        (
+            "auth disabled ignores users",
+            |c| {
+                c.auth = Some(v1::Auth {
+                    disabled: true,
+                    users: vec![user("", None)],
+                })
+            },
+            None,
+        ),
+        (
+            "reserved repo id",
+            |c| {
+                c.repos[0].id = "_r_".into();
+                c.plans[0].repo = "_r_".into();
+            },
+            Some(
+                "repo _r_: id \"_r_\" invalid: IDs starting and ending with '_' are reserved by backrest",
+            ),
+        ),
+        (
+            "empty repo id",
+            |c| {
+                c.repos[0].id.clear();
+                c.plans[0].repo.clear();
+            },
+            Some("repo : id \"\" invalid: empty"),
+        ),
+        (
+            "guid with auto_initialize",
+            |c| c.repos[0].auto_initialize = true,
+            Some(
+                "repo r1: auto_initialize set with guid but guid implies that repo is already initialized",
+            ),
+        ),
+        (
+            "guid of wrong length",
+            |c| c.repos[0].guid = "abc".into(),
+            Some("repo r1: guid \"abc\" invalid: must be 64 characters"),
+        ),
+        (
+            "no guid, no auto_initialize",
+            |c| c.repos[0].guid.clear(),
+            Some(
+                "repo r1: guid is required unless using auto_initialize to implicitly initialize repos",
+            ),
+        ),
+        (
+            "no guid with auto_initialize",
+            |c| {
+                c.repos[0].guid.clear();
+                c.repos[0].auto_initialize = true;
+            },
+            None,
+        ),
+        (
+            "uri missing",
+            |c| c.repos[0].uri.clear(),
+            Some("repo r1: uri is required"),
+        ),
+        (
+            "prune schedule",
+            |c| {
+                c.repos[0].prune_policy = Some(v1::PrunePolicy {
+                    schedule: kind(Kind::MaxFrequencyDays(0)),
+                    ..Default::default()
+                })
+            },
+            Some("repo r1: prune policy schedule: invalid max frequency days"),
+        ),
+        (
+            "check schedule",
+            |c| {
+                c.repos[0].check_policy = Some(v1::CheckPolicy {
+                    schedule: kind(Kind::MaxFrequencyHours(0)),
+                    mode: None,
+                })
+            },
+            Some("repo r1: check policy schedule: invalid max frequency hours"),
+        ),
+        (
+            "forget schedule",
+            |c| {
+                c.repos[0].forget_policy = Some(v1::ForgetPolicy {
+                    schedule: cron("61 * * * *"),
+                    retention: keep_last(3),
+                })
+            },
+            Some("repo r1: forget policy schedule: invalid cron \"61 * * * *\": "),
+        ),
+        (
+            "enabled forget without retention",
+            |c| {
+                c.repos[0].forget_policy = Some(v1::ForgetPolicy {
+                    schedule: cron("0 3 * * *"),
+                    retention: None,
+                })
+            },
+            Some("repo r1: forget policy must specify a retention policy"),
+        ),
+        (
+            "enabled forget with empty retention",
+            |c| {
+                c.repos[0].forget_policy = Some(v1::ForgetPolicy {
+                    schedule: cron("0 3 * * *"),
+                    retention: Some(v1::RetentionPolicy { policy: None }),
+                })
+            },
+            Some("repo r1: forget policy: retention policy must specify a policy"),
+        ),
+        (
+            "disabled forget needs no retention",
+            |c| {
+                c.repos[0].forget_policy = Some(v1::ForgetPolicy {
+                    schedule: kind(Kind::Disabled(true)),
+                    retention: None,
+                })
+            },
+            None,
+        ),
+        (
+            "forget without schedule needs no retention",
+            |c| c.repos[0].forget_policy = Some(v1::ForgetPolicy::default()),
+            None,
+        ),
+        (
+            "env without =",
+            |c| c.repos[0].env = vec!["A=1".into(), "NOPE".into()],
+            Some("repo r1: invalid env var NOPE, must take format KEY=VALUE"),
+        ),
+        (
+            "duplicate repo id",
+            |c| c.repos.push(repo("r1")),
+            Some("repo r1: duplicate id"),
+        ),
+        (
+            "duplicate plan id",
+            |c| c.plans.push(plan("p1", "r1")),
+            Some("plan p1: duplicate id"),
+        ),
+        (
+            "reserved plan id",
+            |c| c.plans[0].id = "_p_".into(),
+            Some("plan _p_: id \"_p_\" invalid: IDs starting"),
+        ),
+        (
+            "unparsable cron",
+            |c| c.plans[0].schedule = cron("bad cron"),
+            Some("plan p1: backup schedule: invalid cron \"bad cron\": "),
+        ),
+        (
+            "six-field cron",
+            |c| c.plans[0].schedule = cron("0 0 0 * * *"),
+            Some("plan p1: backup schedule: invalid cron \"0 0 0 * * *\": "),
+        ),
+        (
+            "cron macro",
+            |c| c.plans[0].schedule = cron("@daily"),
+            Some("plan p1: backup schedule: invalid cron \"@daily\": "),
+        ),
+        (
+            "cron day of week 7",
+            |c| c.plans[0].schedule = cron("0 0 * * 7"),
+            Some(
+                "plan p1: backup schedule: invalid cron \"0 0 * * 7\": next scheduled time is invalid (check for DOW=7 usage)",
+            ),
+        ),
+        (
+            "cron that never fires",
+            |c| c.plans[0].schedule = cron("0 0 30 2 *"),
+            Some("next scheduled time is invalid"),
+        ),
+        (
+            "empty cron",
+            |c| c.plans[0].schedule = cron(""),
+            Some("plan p1: backup schedule: empty cron expression"),
+        ),
+        (
+            "valid cron",
+            |c| c.plans[0].schedule = cron("0 0/4 * * MON-FRI"),
+            None,
+        ),
+        (
+            "max frequency hours",
+            |c| c.plans[0].schedule = kind(Kind::MaxFrequencyHours(-1)),
+            Some("plan p1: backup schedule: invalid max frequency hours"),
+        ),
+        (
+            "max frequency days",
+            |c| c.plans[0].schedule = kind(Kind::MaxFrequencyDays(0)),
+            Some("plan p1: backup schedule: invalid max frequency days"),
+        ),
+        (
+            "valid max frequency",
+            |c| c.plans[0].schedule = kind(Kind::MaxFrequencyDays(1)),
+            None,
+        ),
+        (
+            "disabled: false",
+            |c| c.plans[0].schedule = kind(Kind::Disabled(false)),
+            Some("plan p1: backup schedule: disabled boolean must be set to true"),
+        ),
+        (
+            "schedule without kind",
+            |c| c.plans[0].schedule = Some(v1::Schedule::default()),
+            None,
+        ),
+        (
+            "no paths",
+            |c| c.plans[0].paths.clear(),
+            Some(
+                "plan p1: at least one path is required (unless backup_flags supplies paths, e.g. --files-from or --stdin-from-command)",
+            ),
+        ),
+        (
+            "backup_flags instead of paths",
+            |c| {
+                c.plans[0].paths.clear();
+                c.plans[0].backup_flags = vec!["--files-from=/list".into()];
+            },
+            None,
+        ),
+        (
+            "empty path",
+            |c| c.plans[0].paths = vec!["/b".into(), "".into()],
+            Some("plan p1: path[1] cannot be empty"),
+        ),
+        (
+            "plan without repo",
+            |c| c.plans[0].repo.clear(),
+            Some("plan p1: repo is required"),
+        ),
+        (
+            "plan with unknown repo",
+            |c| c.plans[0].repo = "nope".into(),
+            Some("plan p1: repo \"nope\" not found"),
+        ),
+        (
+            "plan retention without policy",
+            |c| c.plans[0].retention = Some(v1::RetentionPolicy { policy: None }),
+            Some("plan p1: retention: retention policy must specify a policy"),
+        ),
+        (
+            "empty time buckets",
+            |c| {
+                c.plans[0].retention = Some(v1::RetentionPolicy {
+                    policy: Some(Policy::PolicyTimeBucketed(Default::default())),
+                })
+            },
+            Some("plan p1: retention: time bucketed policy must specify a non-empty bucket"),
+        ),
+        (
+            "one time bucket",
+            |c| {
+                c.plans[0].retention = Some(v1::RetentionPolicy {
+                    policy: Some(Policy::PolicyTimeBucketed(
+                        v1::retention_policy::TimeBucketedCounts {
+                            weekly: 2,
+                            ..Default::default()
+                        },
+                    )),
+                })
+            },
+            None,
+        ),
         ("no sync section", |c| c.multihost = None, None),
-        ("identity missing", |c| multihost(c).identity = None, Some("multihost: identity keyid is required")),
-        ("identity without key id", |c| multihost(c).identity.as_mut().unwrap().keyid.clear(), Some("multihost: identity keyid is required")),
-        ("identity with wrong key id", |c| multihost(c).identity.as_mut().unwrap().keyid = "ed25519.x".into(),
-            Some("multihost: verify private key: public key_id provided does not match the derived key")),
-        ("identity with short seed", |c| multihost(c).identity.as_mut().unwrap().ed25519priv = "AAAA".into(),
-            Some("multihost: verify private key: invalid ed25519 private key seed size: got 3, want 32")),
-        ("identity with short public key", |c| multihost(c).identity.as_mut().unwrap().ed25519pub = "AAAA".into(),
-            Some("multihost: verify private key: invalid ed25519 public key size: got 3, want 32")),
-        ("identity seed of another key", |c| {
+        (
+            "identity missing",
+            |c| multihost(c).identity = None,
+            Some("multihost: identity keyid is required"),
+        ),
+        (
+            "identity without key id",
+            |c| multihost(c).identity.as_mut().unwrap().keyid.clear(),
+            Some("multihost: identity keyid is required"),
+        ),
+        (
+            "identity with wrong key id",
+            |c| multihost(c).identity.as_mut().unwrap().keyid = "ed25519.x".into(),
+            Some(
+                "multihost: verify private key: public key_id provided does not match the derived key",
+            ),
+        ),
+        (
+            "identity with short seed",
+            |c| multihost(c).identity.as_mut().unwrap().ed25519priv = "AAAA".into(),
+            Some(
+                "multihost: verify private key: invalid ed25519 private key seed size: got 3, want 32",
+            ),
+        ),
+        (
+            "identity with short public key",
+            |c| multihost(c).identity.as_mut().unwrap().ed25519pub = "AAAA".into(),
+            Some("multihost: verify private key: invalid ed25519 public key size: got 3, want 32"),
+        ),
+        (
+            "identity seed of another key",
+            |c| {
                 let other = identity::generate().unwrap();
                 multihost(c).identity.as_mut().unwrap().ed25519priv = other.ed25519priv;
-            }, Some("multihost: verify private key: private key does not match public key")),
-        ("valid peers", |c| {
+            },
+            Some("multihost: verify private key: private key does not match public key"),
+        ),
+        (
+            "valid peers",
+            |c| {
                 let m = multihost(c);
-                m.authorized_clients.push(Peer { instance_url: String::new(), ..peer("client") });
+                m.authorized_clients.push(Peer {
+                    instance_url: String::new(),
+                    ..peer("client")
+                });
                 m.known_hosts.push(peer("server"));
-                m.known_hosts[0].permissions.push(Permission { r#type: 2, scopes: vec!["*".into(), "repo:a".into(), "!plan:b".into()] });
-            }, None),
-        ("peer with empty instance id", |c| multihost(c).authorized_clients.push(peer("")),
-            Some("multihost: authorized client \"\": id \"\" invalid: empty")),
-        ("peer instance id too long", |c| multihost(c).known_hosts.push(peer(&"h".repeat(51))),
-            Some("invalid: (> 50 chars): too long")),
-        ("peer without key id", |c| multihost(c).authorized_clients.push(Peer { keyid: String::new(), ..peer("client") }),
-            Some("multihost: authorized client \"client\": keyid must be specified")),
-        ("known host without url", |c| multihost(c).known_hosts.push(Peer { instance_url: String::new(), ..peer("server") }),
-            Some("multihost: known host \"server\": instance URL is required for known hosts")),
-        ("bad permission scope", |c| multihost(c).authorized_clients.push(Peer {
-                permissions: vec![Permission { r#type: 1, scopes: vec!["repo:".into()] }], ..peer("client") }),
-            Some("multihost: authorized client \"client\": peer permissions: invalid scope format: repo:")),
-        ("instance id used twice", |c| { let m = multihost(c); m.authorized_clients.push(peer("twin")); m.known_hosts.push(peer("twin")); },
-            Some("multihost: known host \"twin\": instance ID \"twin\" is already used by another peer")),
-        ("peer named like this instance", |c| multihost(c).authorized_clients.push(peer("host")),
-            Some("multihost: authorized client \"host\": instance ID \"host\" is already used by another peer")),
-        ("key id used twice", |c| {
+                m.known_hosts[0].permissions.push(Permission {
+                    r#type: 2,
+                    scopes: vec!["*".into(), "repo:a".into(), "!plan:b".into()],
+                });
+            },
+            None,
+        ),
+        (
+            "peer with empty instance id",
+            |c| multihost(c).authorized_clients.push(peer("")),
+            Some("multihost: authorized client \"\": id \"\" invalid: empty"),
+        ),
+        (
+            "peer instance id too long",
+            |c| multihost(c).known_hosts.push(peer(&"h".repeat(51))),
+            Some("invalid: (> 50 chars): too long"),
+        ),
+        (
+            "peer without key id",
+            |c| {
+                multihost(c).authorized_clients.push(Peer {
+                    keyid: String::new(),
+                    ..peer("client")
+                })
+            },
+            Some("multihost: authorized client \"client\": keyid must be specified"),
+        ),
+        (
+            "known host without url",
+            |c| {
+                multihost(c).known_hosts.push(Peer {
+                    instance_url: String::new(),
+                    ..peer("server")
+                })
+            },
+            Some("multihost: known host \"server\": instance URL is required for known hosts"),
+        ),
+        (
+            "bad permission scope",
+            |c| {
+                multihost(c).authorized_clients.push(Peer {
+                    permissions: vec![Permission {
+                        r#type: 1,
+                        scopes: vec!["repo:".into()],
+                    }],
+                    ..peer("client")
+                })
+            },
+            Some(
+                "multihost: authorized client \"client\": peer permissions: invalid scope format: repo:",
+            ),
+        ),
+        (
+            "instance id used twice",
+            |c| {
+                let m = multihost(c);
+                m.authorized_clients.push(peer("twin"));
+                m.known_hosts.push(peer("twin"));
+            },
+            Some(
+                "multihost: known host \"twin\": instance ID \"twin\" is already used by another peer",
+            ),
+        ),
+        (
+            "peer named like this instance",
+            |c| multihost(c).authorized_clients.push(peer("host")),
+            Some(
+                "multihost: authorized client \"host\": instance ID \"host\" is already used by another peer",
+            ),
+        ),
+        (
+            "key id used twice",
+            |c| {
                 let m = multihost(c);
                 let a = peer("a");
-                let b = Peer { keyid: a.keyid.clone(), ..peer("b") };
+                let b = Peer {
+                    keyid: a.keyid.clone(),
+                    ..peer("b")
+                };
                 m.authorized_clients.push(a);
                 m.known_hosts.push(b);
-            }, Some("multihost: known host \"b\": key ID \"ed25519.")),
-        ("peer with this instance's key id", |c| {
-                let own = c.multihost.as_ref().unwrap().identity.as_ref().unwrap().keyid.clone();
-                multihost(c).authorized_clients.push(Peer { keyid: own, ..peer("c") });
-            }, Some("is already used by another peer, a key ID can only appear once across all peers")),
+            },
+            Some("multihost: known host \"b\": key ID \"ed25519."),
+        ),
+        (
+            "peer with this instance's key id",
+            |c| {
+                let own = c
+                    .multihost
+                    .as_ref()
+                    .unwrap()
+                    .identity
+                    .as_ref()
+                    .unwrap()
+                    .keyid
+                    .clone();
+                multihost(c).authorized_clients.push(Peer {
+                    keyid: own,
+                    ..peer("c")
+                });
+            },
+            Some("is already used by another peer, a key ID can only appear once across all peers"),
+        ),
     ];
 
     #[test]
@@ -550,7 +969,10 @@ mod tests {
                 (Ok(()), None) => {}
                 (Ok(()), Some(w)) => panic!("{name}: accepted, expected an error containing {w:?}"),
                 (Err(e), None) => panic!("{name}: rejected with {e}"),
-                (Err(e), Some(w)) => assert!(e.to_string().contains(w), "{name}: {e} does not contain {w:?}"),
+                (Err(e), Some(w)) => assert!(
+                    e.to_string().contains(w),
+                    "{name}: {e} does not contain {w:?}"
+                ),
             }
         }
     }
@@ -561,8 +983,17 @@ mod tests {
         cfg.repos[0].uri.clear();
         cfg.plans[0].repo = "nope".into();
         let e = validate(&mut cfg).unwrap_err();
-        assert_eq!(e.errors, vec!["repo r1: uri is required".to_string(), "plan p1: repo \"nope\" not found".to_string()]);
-        assert_eq!(e.to_string(), "repo r1: uri is required; plan p1: repo \"nope\" not found");
+        assert_eq!(
+            e.errors,
+            vec![
+                "repo r1: uri is required".to_string(),
+                "plan p1: repo \"nope\" not found".to_string()
+            ]
+        );
+        assert_eq!(
+            e.to_string(),
+            "repo r1: uri is required; plan p1: repo \"nope\" not found"
+        );
     }
 
     #[test]
@@ -573,9 +1004,15 @@ mod tests {
         cfg.plans = vec![plan("p2", "zeta"), plan("p1", "alpha")];
         cfg.plans[0].paths = vec!["/z".into(), "/a".into()];
         validate(&mut cfg).unwrap();
-        assert_eq!(cfg.repos.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["alpha", "zeta"]);
+        assert_eq!(
+            cfg.repos.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["alpha", "zeta"]
+        );
         assert_eq!(cfg.repos[1].env, ["A=1", "B=2"]);
-        assert_eq!(cfg.plans.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["p1", "p2"]);
+        assert_eq!(
+            cfg.plans.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+            ["p1", "p2"]
+        );
         assert_eq!(cfg.plans[1].paths, ["/a", "/z"]);
     }
 
@@ -583,12 +1020,24 @@ mod tests {
     fn orphaned_remote_repos_and_their_plans_are_removed() {
         let mut cfg = base();
         multihost(&mut cfg).known_hosts.push(peer("server"));
-        cfg.repos.push(v1::Repo { origin_instance_id: "server".into(), ..repo("shared") });
-        cfg.repos.push(v1::Repo { origin_instance_id: "gone".into(), ..repo("orphan") });
+        cfg.repos.push(v1::Repo {
+            origin_instance_id: "server".into(),
+            ..repo("shared")
+        });
+        cfg.repos.push(v1::Repo {
+            origin_instance_id: "gone".into(),
+            ..repo("orphan")
+        });
         cfg.plans.push(plan("uses-shared", "shared"));
         cfg.plans.push(plan("uses-orphan", "orphan"));
         validate(&mut cfg).unwrap();
-        assert_eq!(cfg.repos.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["r1", "shared"]);
-        assert_eq!(cfg.plans.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["p1", "uses-shared"]);
+        assert_eq!(
+            cfg.repos.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["r1", "shared"]
+        );
+        assert_eq!(
+            cfg.plans.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+            ["p1", "uses-shared"]
+        );
     }
 }

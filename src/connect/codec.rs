@@ -7,8 +7,14 @@ use super::ConnectError;
 
 /// Everything a message type needs to travel over Connect. prost gives the
 /// binary codec, pbjson the JSON one; the blanket impl covers every generated type.
-pub trait RpcMessage: prost::Message + Default + Serialize + DeserializeOwned + Send + 'static {}
-impl<T> RpcMessage for T where T: prost::Message + Default + Serialize + DeserializeOwned + Send + 'static {}
+pub trait RpcMessage:
+    prost::Message + Default + Serialize + DeserializeOwned + Send + 'static
+{
+}
+impl<T> RpcMessage for T where
+    T: prost::Message + Default + Serialize + DeserializeOwned + Send + 'static
+{
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Codec {
@@ -56,9 +62,9 @@ impl Codec {
     pub fn encode<T: RpcMessage>(self, msg: &T) -> Result<Bytes, ConnectError> {
         match self {
             Codec::Proto => Ok(Bytes::from(msg.encode_to_vec())),
-            Codec::Json => serde_json::to_vec(msg)
-                .map(Bytes::from)
-                .map_err(|e| ConnectError::internal(format!("failed to encode response as JSON: {e}"))),
+            Codec::Json => serde_json::to_vec(msg).map(Bytes::from).map_err(|e| {
+                ConnectError::internal(format!("failed to encode response as JSON: {e}"))
+            }),
         }
     }
 
@@ -67,7 +73,9 @@ impl Codec {
         match self {
             // A zero-length proto body is a valid empty message.
             Codec::Proto => T::decode(body).map_err(|e| {
-                ConnectError::invalid_argument(format!("invalid binary protobuf body for {what}: {e}"))
+                ConnectError::invalid_argument(format!(
+                    "invalid binary protobuf body for {what}: {e}"
+                ))
             }),
             Codec::Json => decode_json(body, what),
         }
@@ -91,7 +99,9 @@ pub fn decode_json<T: RpcMessage>(body: &[u8], what: &str) -> Result<T, ConnectE
             Ok(other) => Err(ConnectError::invalid_argument(format!(
                 "invalid JSON body for {what}: expected an object, got {other}"
             ))),
-            Err(e) => Err(ConnectError::invalid_argument(format!("invalid JSON body for {what}: {e}"))),
+            Err(e) => Err(ConnectError::invalid_argument(format!(
+                "invalid JSON body for {what}: {e}"
+            ))),
         };
     }
     match serde_json::from_slice::<T>(body) {
@@ -108,7 +118,9 @@ pub fn decode_json<T: RpcMessage>(body: &[u8], what: &str) -> Result<T, ConnectE
                     }
                 }
             }
-            Err(ConnectError::invalid_argument(format!("invalid JSON body for {what}: {first}")))
+            Err(ConnectError::invalid_argument(format!(
+                "invalid JSON body for {what}: {first}"
+            )))
         }
     }
 }
@@ -124,8 +136,12 @@ fn integral_floats_to_ints(v: &mut serde_json::Value) -> bool {
             }
             _ => false,
         },
-        serde_json::Value::Object(map) => map.values_mut().fold(false, |acc, x| integral_floats_to_ints(x) | acc),
-        serde_json::Value::Array(items) => items.iter_mut().fold(false, |acc, x| integral_floats_to_ints(x) | acc),
+        serde_json::Value::Object(map) => map
+            .values_mut()
+            .fold(false, |acc, x| integral_floats_to_ints(x) | acc),
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |acc, x| integral_floats_to_ints(x) | acc),
         _ => false,
     }
 }
@@ -157,12 +173,17 @@ fn strip_nulls(v: &mut serde_json::Value) -> bool {
 fn split_params(ct: &str) -> (String, Vec<String>) {
     let mut parts = ct.split(';');
     let base = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-    let params = parts.map(|p| p.trim().to_ascii_lowercase()).filter(|p| !p.is_empty()).collect();
+    let params = parts
+        .map(|p| p.trim().to_ascii_lowercase())
+        .filter(|p| !p.is_empty())
+        .collect();
     (base, params)
 }
 
 fn params_ok(params: &[String], allow_charset: bool) -> bool {
-    params.iter().all(|p| allow_charset && p.replace(' ', "") == "charset=utf-8")
+    params
+        .iter()
+        .all(|p| allow_charset && p.replace(' ', "") == "charset=utf-8")
 }
 
 #[cfg(test)]
@@ -172,14 +193,35 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert_eq!(Codec::from_unary_content_type("application/json"), Some(Codec::Json));
-        assert_eq!(Codec::from_unary_content_type("Application/JSON; charset=utf-8"), Some(Codec::Json));
-        assert_eq!(Codec::from_unary_content_type("application/proto"), Some(Codec::Proto));
-        assert_eq!(Codec::from_unary_content_type("application/proto; charset=utf-8"), None);
-        assert_eq!(Codec::from_unary_content_type("application/connect+json"), None);
+        assert_eq!(
+            Codec::from_unary_content_type("application/json"),
+            Some(Codec::Json)
+        );
+        assert_eq!(
+            Codec::from_unary_content_type("Application/JSON; charset=utf-8"),
+            Some(Codec::Json)
+        );
+        assert_eq!(
+            Codec::from_unary_content_type("application/proto"),
+            Some(Codec::Proto)
+        );
+        assert_eq!(
+            Codec::from_unary_content_type("application/proto; charset=utf-8"),
+            None
+        );
+        assert_eq!(
+            Codec::from_unary_content_type("application/connect+json"),
+            None
+        );
         assert_eq!(Codec::from_unary_content_type("image/jpeg"), None);
-        assert_eq!(Codec::from_stream_content_type("application/connect+proto"), Some(Codec::Proto));
-        assert_eq!(Codec::from_stream_content_type("application/connect+json"), Some(Codec::Json));
+        assert_eq!(
+            Codec::from_stream_content_type("application/connect+proto"),
+            Some(Codec::Proto)
+        );
+        assert_eq!(
+            Codec::from_stream_content_type("application/connect+json"),
+            Some(Codec::Json)
+        );
         assert_eq!(Codec::from_stream_content_type("application/json"), None);
     }
 
@@ -202,7 +244,8 @@ mod tests {
         let e: pbjson_types::Empty = decode_json(br#"{"a": 1, "b": [null]}"#, "t").unwrap();
         assert_eq!(e, pbjson_types::Empty {});
         assert!(decode_json::<pbjson_types::Empty>(b"[1]", "t").is_err());
-        let r: GetOperationsRequest = decode_json(br#"{"lastN": 382.0, "selector": {"flowId": 5e0}}"#, "t").unwrap();
+        let r: GetOperationsRequest =
+            decode_json(br#"{"lastN": 382.0, "selector": {"flowId": 5e0}}"#, "t").unwrap();
         assert_eq!(r.last_n, 382);
         assert_eq!(r.selector.unwrap().flow_id, Some(5));
         assert!(decode_json::<GetOperationsRequest>(br#"{"lastN": 1.5}"#, "t").is_err());
@@ -210,16 +253,29 @@ mod tests {
 
     #[test]
     fn malformed_json_names_the_problem() {
-        let err = decode_json::<Config>(br#"{"modno":"abc"}"#, "v1.Backrest/SetConfig").unwrap_err();
+        let err =
+            decode_json::<Config>(br#"{"modno":"abc"}"#, "v1.Backrest/SetConfig").unwrap_err();
         assert_eq!(err.code, crate::connect::Code::InvalidArgument);
-        assert!(err.message.contains("v1.Backrest/SetConfig"), "{}", err.message);
+        assert!(
+            err.message.contains("v1.Backrest/SetConfig"),
+            "{}",
+            err.message
+        );
         let err = decode_json::<Config>(br#"{"modno": 1"#, "x").unwrap_err();
-        assert!(err.message.contains("EOF") || err.message.contains("line"), "{}", err.message);
+        assert!(
+            err.message.contains("EOF") || err.message.contains("line"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn proto_round_trip_and_empty_body() {
-        let cfg = Config { modno: 7, instance: "x".into(), ..Default::default() };
+        let cfg = Config {
+            modno: 7,
+            instance: "x".into(),
+            ..Default::default()
+        };
         let bytes = Codec::Proto.encode(&cfg).unwrap();
         let back: Config = Codec::Proto.decode(&bytes, "t").unwrap();
         assert_eq!(back, cfg);

@@ -38,9 +38,16 @@ pub fn parse_content_encoding(value: Option<&str>) -> Result<Encoding, ConnectEr
 
 /// Picks the response encoding: gzip when the client lists it.
 pub fn negotiate(accept: Option<&str>) -> Encoding {
-    let Some(accept) = accept else { return Encoding::Identity };
+    let Some(accept) = accept else {
+        return Encoding::Identity;
+    };
     for item in accept.split(',') {
-        let name = item.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let name = item
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         let refused = item.split(';').skip(1).any(|p| p.replace(' ', "") == "q=0");
         if name == "gzip" && !refused {
             return Encoding::Gzip;
@@ -88,7 +95,10 @@ mod tests {
     #[test]
     fn content_encoding() {
         assert_eq!(parse_content_encoding(None).unwrap(), Encoding::Identity);
-        assert_eq!(parse_content_encoding(Some("gzip")).unwrap(), Encoding::Gzip);
+        assert_eq!(
+            parse_content_encoding(Some("gzip")).unwrap(),
+            Encoding::Gzip
+        );
         let e = parse_content_encoding(Some("br")).unwrap_err();
         assert_eq!(e.code, crate::connect::Code::Unimplemented);
         assert!(e.message.contains("gzip"));
@@ -100,8 +110,14 @@ mod tests {
         let z = gzip(&data);
         assert!(z.len() < 200);
         assert_eq!(gunzip(&z, 10_000).unwrap(), data);
-        assert_eq!(gunzip(&z, 9_999).unwrap_err().code, crate::connect::Code::ResourceExhausted);
-        assert_eq!(gunzip(b"not gzip", 100).unwrap_err().code, crate::connect::Code::InvalidArgument);
+        assert_eq!(
+            gunzip(&z, 9_999).unwrap_err().code,
+            crate::connect::Code::ResourceExhausted
+        );
+        assert_eq!(
+            gunzip(b"not gzip", 100).unwrap_err().code,
+            crate::connect::Code::InvalidArgument
+        );
         assert!(gunzip(&[], 10).unwrap().is_empty());
     }
 }

@@ -31,18 +31,28 @@ pub struct RequestContext {
 impl RequestContext {
     pub fn new(procedure: &'static str, headers: HeaderMap) -> Result<Self, ConnectError> {
         let deadline = parse_timeout(&headers)?.map(|d| Instant::now() + d);
-        Ok(RequestContext { headers, deadline, procedure })
+        Ok(RequestContext {
+            headers,
+            deadline,
+            procedure,
+        })
     }
 
     /// A context for calling handlers directly (tests, internal callers).
     pub fn internal(procedure: &'static str) -> Self {
-        RequestContext { headers: HeaderMap::new(), deadline: None, procedure }
+        RequestContext {
+            headers: HeaderMap::new(),
+            deadline: None,
+            procedure,
+        }
     }
 }
 
 /// `Connect-Timeout-Ms`: a positive integer of at most 10 digits.
 pub fn parse_timeout(headers: &HeaderMap) -> Result<Option<Duration>, ConnectError> {
-    let Some(v) = headers.get("connect-timeout-ms") else { return Ok(None) };
+    let Some(v) = headers.get("connect-timeout-ms") else {
+        return Ok(None);
+    };
     let s = v.to_str().unwrap_or("");
     if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ConnectError::invalid_argument(format!(

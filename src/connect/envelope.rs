@@ -73,7 +73,10 @@ impl StreamDecoder {
         }
         let head = self.buf.split_to(5);
         let payload = self.buf.split_to(len).freeze();
-        Some(Envelope { flags: head[0], payload })
+        Some(Envelope {
+            flags: head[0],
+            payload,
+        })
     }
 }
 
@@ -88,7 +91,13 @@ mod tests {
         body.extend_from_slice(&encode(FLAG_END_STREAM, b"{}"));
         let envs = decode_all(body.freeze(), 100).unwrap();
         assert_eq!(envs.len(), 2);
-        assert_eq!(envs[0], Envelope { flags: 0, payload: Bytes::from_static(b"hello") });
+        assert_eq!(
+            envs[0],
+            Envelope {
+                flags: 0,
+                payload: Bytes::from_static(b"hello")
+            }
+        );
         assert_eq!(envs[1].flags, FLAG_END_STREAM);
     }
 

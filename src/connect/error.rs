@@ -115,27 +115,61 @@ pub struct ConnectError {
 
 impl ConnectError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        ConnectError { code, message: message.into(), http_status: None }
+        ConnectError {
+            code,
+            message: message.into(),
+            http_status: None,
+        }
     }
     pub fn with_status(mut self, status: StatusCode) -> Self {
         self.http_status = Some(status);
         self
     }
-    pub fn canceled(m: impl Into<String>) -> Self { Self::new(Code::Canceled, m) }
-    pub fn unknown(m: impl Into<String>) -> Self { Self::new(Code::Unknown, m) }
-    pub fn invalid_argument(m: impl Into<String>) -> Self { Self::new(Code::InvalidArgument, m) }
-    pub fn deadline_exceeded(m: impl Into<String>) -> Self { Self::new(Code::DeadlineExceeded, m) }
-    pub fn not_found(m: impl Into<String>) -> Self { Self::new(Code::NotFound, m) }
-    pub fn already_exists(m: impl Into<String>) -> Self { Self::new(Code::AlreadyExists, m) }
-    pub fn permission_denied(m: impl Into<String>) -> Self { Self::new(Code::PermissionDenied, m) }
-    pub fn resource_exhausted(m: impl Into<String>) -> Self { Self::new(Code::ResourceExhausted, m) }
-    pub fn failed_precondition(m: impl Into<String>) -> Self { Self::new(Code::FailedPrecondition, m) }
-    pub fn aborted(m: impl Into<String>) -> Self { Self::new(Code::Aborted, m) }
-    pub fn unimplemented(m: impl Into<String>) -> Self { Self::new(Code::Unimplemented, m) }
-    pub fn internal(m: impl Into<String>) -> Self { Self::new(Code::Internal, m) }
-    pub fn unavailable(m: impl Into<String>) -> Self { Self::new(Code::Unavailable, m) }
-    pub fn data_loss(m: impl Into<String>) -> Self { Self::new(Code::DataLoss, m) }
-    pub fn unauthenticated(m: impl Into<String>) -> Self { Self::new(Code::Unauthenticated, m) }
+    pub fn canceled(m: impl Into<String>) -> Self {
+        Self::new(Code::Canceled, m)
+    }
+    pub fn unknown(m: impl Into<String>) -> Self {
+        Self::new(Code::Unknown, m)
+    }
+    pub fn invalid_argument(m: impl Into<String>) -> Self {
+        Self::new(Code::InvalidArgument, m)
+    }
+    pub fn deadline_exceeded(m: impl Into<String>) -> Self {
+        Self::new(Code::DeadlineExceeded, m)
+    }
+    pub fn not_found(m: impl Into<String>) -> Self {
+        Self::new(Code::NotFound, m)
+    }
+    pub fn already_exists(m: impl Into<String>) -> Self {
+        Self::new(Code::AlreadyExists, m)
+    }
+    pub fn permission_denied(m: impl Into<String>) -> Self {
+        Self::new(Code::PermissionDenied, m)
+    }
+    pub fn resource_exhausted(m: impl Into<String>) -> Self {
+        Self::new(Code::ResourceExhausted, m)
+    }
+    pub fn failed_precondition(m: impl Into<String>) -> Self {
+        Self::new(Code::FailedPrecondition, m)
+    }
+    pub fn aborted(m: impl Into<String>) -> Self {
+        Self::new(Code::Aborted, m)
+    }
+    pub fn unimplemented(m: impl Into<String>) -> Self {
+        Self::new(Code::Unimplemented, m)
+    }
+    pub fn internal(m: impl Into<String>) -> Self {
+        Self::new(Code::Internal, m)
+    }
+    pub fn unavailable(m: impl Into<String>) -> Self {
+        Self::new(Code::Unavailable, m)
+    }
+    pub fn data_loss(m: impl Into<String>) -> Self {
+        Self::new(Code::DataLoss, m)
+    }
+    pub fn unauthenticated(m: impl Into<String>) -> Self {
+        Self::new(Code::Unauthenticated, m)
+    }
 
     pub fn status(&self) -> StatusCode {
         self.http_status.unwrap_or_else(|| self.code.http_status())
@@ -154,7 +188,11 @@ impl ConnectError {
     /// Parses a Connect error body (used by tests and clients).
     pub fn from_json(v: &serde_json::Value) -> Option<Self> {
         let code = Code::from_str(v.get("code")?.as_str()?)?;
-        let message = v.get("message").and_then(|m| m.as_str()).unwrap_or("").to_string();
+        let message = v
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("")
+            .to_string();
         Some(ConnectError::new(code, message))
     }
 }
@@ -172,8 +210,10 @@ impl IntoResponse for ConnectError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.to_json()).expect("json");
         let mut resp = (self.status(), body).into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         resp
     }
 }
@@ -185,12 +225,22 @@ mod tests {
     #[test]
     fn every_code_maps_to_the_spec_status() {
         let table = [
-            ("canceled", 499), ("unknown", 500), ("invalid_argument", 400),
-            ("deadline_exceeded", 504), ("not_found", 404), ("already_exists", 409),
-            ("permission_denied", 403), ("resource_exhausted", 429),
-            ("failed_precondition", 400), ("aborted", 409), ("out_of_range", 400),
-            ("unimplemented", 501), ("internal", 500), ("unavailable", 503),
-            ("data_loss", 500), ("unauthenticated", 401),
+            ("canceled", 499),
+            ("unknown", 500),
+            ("invalid_argument", 400),
+            ("deadline_exceeded", 504),
+            ("not_found", 404),
+            ("already_exists", 409),
+            ("permission_denied", 403),
+            ("resource_exhausted", 429),
+            ("failed_precondition", 400),
+            ("aborted", 409),
+            ("out_of_range", 400),
+            ("unimplemented", 501),
+            ("internal", 500),
+            ("unavailable", 503),
+            ("data_loss", 500),
+            ("unauthenticated", 401),
         ];
         assert_eq!(table.len(), Code::ALL.len());
         for (name, status) in table {

@@ -30,7 +30,11 @@ where
     F: FnOnce(RequestContext, In) -> Fut,
     Fut: Future<Output = Result<ServerStream<Out>, ConnectError>>,
 {
-    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let Some(codec) = Codec::from_stream_content_type(ct) else {
         return unsupported_media_type(ct, "application/connect+json or application/connect+proto");
     };
@@ -48,7 +52,9 @@ where
         .header(header::CONTENT_TYPE, codec.stream_content_type())
         // Ask reverse proxies not to buffer the stream.
         .header("x-accel-buffering", "no")
-        .body(Body::from_stream(frames.map(Ok::<_, std::convert::Infallible>)))
+        .body(Body::from_stream(
+            frames.map(Ok::<_, std::convert::Infallible>),
+        ))
         .expect("valid response")
 }
 
@@ -67,7 +73,9 @@ where
     let (parts, body) = req.into_parts();
     let ctx = RequestContext::new(procedure, parts.headers)?;
     let encoding = compression::parse_content_encoding(
-        ctx.headers.get("connect-content-encoding").and_then(|v| v.to_str().ok()),
+        ctx.headers
+            .get("connect-content-encoding")
+            .and_then(|v| v.to_str().ok()),
     )?;
     let body = read_body(body, MAX_MESSAGE_BYTES + 5).await?;
     let mut envelopes = envelope::decode_all(body, MAX_MESSAGE_BYTES)?;
@@ -79,7 +87,9 @@ where
     }
     let env = envelopes.pop().expect("one envelope");
     if env.flags & FLAG_END_STREAM != 0 {
-        return Err(ConnectError::invalid_argument("request envelope has the end-of-stream flag set"));
+        return Err(ConnectError::invalid_argument(
+            "request envelope has the end-of-stream flag set",
+        ));
     }
     let payload = if env.flags & FLAG_COMPRESSED != 0 {
         if encoding == Encoding::Identity {
@@ -96,9 +106,9 @@ where
     let fut = handler(ctx, msg);
     let stream = match deadline {
         None => fut.await?,
-        Some(d) => tokio::time::timeout_at(d.into(), fut)
-            .await
-            .map_err(|_| ConnectError::deadline_exceeded("the request's Connect-Timeout-Ms ran out"))??,
+        Some(d) => tokio::time::timeout_at(d.into(), fut).await.map_err(|_| {
+            ConnectError::deadline_exceeded("the request's Connect-Timeout-Ms ran out")
+        })??,
     };
     Ok((deadline, stream))
 }

@@ -30,7 +30,11 @@ crate::connect_service! {
 struct EchoImpl;
 
 impl Echo for EchoImpl {
-    async fn echo(&self, _ctx: RequestContext, req: StringValue) -> Result<StringValue, ConnectError> {
+    async fn echo(
+        &self,
+        _ctx: RequestContext,
+        req: StringValue,
+    ) -> Result<StringValue, ConnectError> {
         // "sleep:<ms>" makes the handler slow, for timeout tests.
         if let Some(ms) = req.value.strip_prefix("sleep:") {
             tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
@@ -38,22 +42,42 @@ impl Echo for EchoImpl {
         Ok(req)
     }
 
-    async fn fail(&self, _ctx: RequestContext, req: StringValue) -> Result<StringValue, ConnectError> {
-        Err(ConnectError::new(super::Code::from_str(&req.value).unwrap(), "failed on purpose: ünïcode"))
+    async fn fail(
+        &self,
+        _ctx: RequestContext,
+        req: StringValue,
+    ) -> Result<StringValue, ConnectError> {
+        Err(ConnectError::new(
+            super::Code::from_str(&req.value).unwrap(),
+            "failed on purpose: ünïcode",
+        ))
     }
 
     /// Sends `value` back as many times as its length, then fails if it starts with "x".
-    async fn repeat(&self, _ctx: RequestContext, req: StringValue) -> Result<ServerStream<StringValue>, ConnectError> {
+    async fn repeat(
+        &self,
+        _ctx: RequestContext,
+        req: StringValue,
+    ) -> Result<ServerStream<StringValue>, ConnectError> {
         if req.value == "slow" {
             let s = futures::stream::unfold(0u32, |n| async move {
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                Some((Ok(StringValue { value: format!("tick {n}") }), n + 1))
+                Some((
+                    Ok(StringValue {
+                        value: format!("tick {n}"),
+                    }),
+                    n + 1,
+                ))
             });
             return Ok(Box::pin(s));
         }
         let n = req.value.len();
         let fail = req.value.starts_with('x');
-        let items = (0..n).map(move |i| Ok(StringValue { value: format!("{i}") }));
+        let items = (0..n).map(move |i| {
+            Ok(StringValue {
+                value: format!("{i}"),
+            })
+        });
         let tail = fail.then(|| Err(ConnectError::data_loss("stream broke")));
         Ok(Box::pin(futures::stream::iter(items.chain(tail))))
     }
@@ -76,24 +100,43 @@ fn post(path: &str, ct: &str) -> http::request::Builder {
 }
 
 fn json(b: &Bytes) -> serde_json::Value {
-    serde_json::from_slice(b).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(b)))
+    serde_json::from_slice(b)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(b)))
 }
 
 #[tokio::test]
 async fn unary_json_and_proto() {
-    let (s, h, b) = call(post("/test.Echo/Echo", "application/json").body(Body::from(r#"{"value":"hi"}"#)).unwrap()).await;
+    let (s, h, b) = call(
+        post("/test.Echo/Echo", "application/json")
+            .body(Body::from(r#"{"value":"hi"}"#))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h["content-type"], "application/json");
     assert_eq!(json(&b), serde_json::json!({"value": "hi"}));
 
-    let msg = StringValue { value: "bin".into() }.encode_to_vec();
-    let (s, h, b) = call(post("/test.Echo/Echo", "application/proto").body(Body::from(msg)).unwrap()).await;
+    let msg = StringValue {
+        value: "bin".into(),
+    }
+    .encode_to_vec();
+    let (s, h, b) = call(
+        post("/test.Echo/Echo", "application/proto")
+            .body(Body::from(msg))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h["content-type"], "application/proto");
     assert_eq!(StringValue::decode(b).unwrap().value, "bin");
 
     // An empty proto body is the default message.
-    let (s, _, b) = call(post("/test.Echo/Echo", "application/proto").body(Body::empty()).unwrap()).await;
+    let (s, _, b) = call(
+        post("/test.Echo/Echo", "application/proto")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert!(b.is_empty());
 }
@@ -102,7 +145,12 @@ async fn unary_json_and_proto() {
 async fn every_error_code_has_its_status_and_json_body() {
     for code in super::Code::ALL {
         let body = format!(r#"{{"value":"{}"}}"#, code.as_str());
-        let (s, h, b) = call(post("/test.Echo/Fail", "application/json").body(Body::from(body)).unwrap()).await;
+        let (s, h, b) = call(
+            post("/test.Echo/Fail", "application/json")
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await;
         assert_eq!(s, code.http_status(), "{code}");
         assert_eq!(h["content-type"], "application/json");
         let v = json(&b);
@@ -110,61 +158,140 @@ async fn every_error_code_has_its_status_and_json_body() {
         assert_eq!(v["message"], "failed on purpose: ünïcode");
     }
     // A proto request still gets a JSON error body.
-    let msg = StringValue { value: "not_found".into() }.encode_to_vec();
-    let (s, h, _) = call(post("/test.Echo/Fail", "application/proto").body(Body::from(msg)).unwrap()).await;
+    let msg = StringValue {
+        value: "not_found".into(),
+    }
+    .encode_to_vec();
+    let (s, h, _) = call(
+        post("/test.Echo/Fail", "application/proto")
+            .body(Body::from(msg))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(h["content-type"], "application/json");
 }
 
 #[tokio::test]
 async fn unbuilt_methods_answer_unimplemented() {
-    let (s, _, b) = call(post("/test.Echo/NotBuilt", "application/json").body(Body::from("{}")).unwrap()).await;
+    let (s, _, b) = call(
+        post("/test.Echo/NotBuilt", "application/json")
+            .body(Body::from("{}"))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_IMPLEMENTED);
     assert_eq!(json(&b)["code"], "unimplemented");
-    assert!(json(&b)["message"].as_str().unwrap().contains("test.Echo/NotBuilt"));
+    assert!(
+        json(&b)["message"]
+            .as_str()
+            .unwrap()
+            .contains("test.Echo/NotBuilt")
+    );
 }
 
 #[tokio::test]
 async fn protocol_errors() {
     // Unsupported content types: 415.
-    for ct in ["image/jpeg", "application/foo", "application/connect+json", ""] {
+    for ct in [
+        "image/jpeg",
+        "application/foo",
+        "application/connect+json",
+        "",
+    ] {
         let (s, _, _) = call(post("/test.Echo/Echo", ct).body(Body::from("{}")).unwrap()).await;
         assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct:?}");
     }
-    let (s, _, _) = call(post("/test.Echo/Repeat", "application/json").body(Body::from("{}")).unwrap()).await;
+    let (s, _, _) = call(
+        post("/test.Echo/Repeat", "application/json")
+            .body(Body::from("{}"))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // Other methods: 405.
     for m in ["GET", "PUT", "DELETE", "PATCH"] {
-        let req = Request::builder().method(m).uri("/test.Echo/Echo").body(Body::empty()).unwrap();
+        let req = Request::builder()
+            .method(m)
+            .uri("/test.Echo/Echo")
+            .body(Body::empty())
+            .unwrap();
         let (s, h, _) = call(req).await;
         assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{m}");
         assert_eq!(h["allow"], "POST");
     }
     // Unknown procedure under the service: a Connect error, 404.
-    let (s, h, b) = call(post("/test.Echo/Nope", "application/json").body(Body::from("{}")).unwrap()).await;
+    let (s, h, b) = call(
+        post("/test.Echo/Nope", "application/json")
+            .body(Body::from("{}"))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(h["content-type"], "application/json");
     assert_eq!(json(&b)["code"], "unimplemented");
     // Unsupported compression: unimplemented.
-    let (s, _, b) = call(post("/test.Echo/Echo", "application/json").header("content-encoding", "br").body(Body::from("{}")).unwrap()).await;
+    let (s, _, b) = call(
+        post("/test.Echo/Echo", "application/json")
+            .header("content-encoding", "br")
+            .body(Body::from("{}"))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_IMPLEMENTED);
     assert!(json(&b)["message"].as_str().unwrap().contains("gzip"));
     // Malformed JSON: invalid_argument naming the problem and the RPC.
-    let (s, _, b) = call(post("/test.Echo/Echo", "application/json").body(Body::from(r#"{"value": 12"#)).unwrap()).await;
+    let (s, _, b) = call(
+        post("/test.Echo/Echo", "application/json")
+            .body(Body::from(r#"{"value": 12"#))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     let v = json(&b);
     assert_eq!(v["code"], "invalid_argument");
-    assert!(v["message"].as_str().unwrap().contains("test.Echo/Echo"), "{v}");
-    let (_, _, b) = call(post("/test.Echo/Echo", "application/json").body(Body::from(r#"{"value": 12}"#)).unwrap()).await;
-    assert!(json(&b)["message"].as_str().unwrap().contains("invalid type"), "{}", json(&b));
+    assert!(
+        v["message"].as_str().unwrap().contains("test.Echo/Echo"),
+        "{v}"
+    );
+    let (_, _, b) = call(
+        post("/test.Echo/Echo", "application/json")
+            .body(Body::from(r#"{"value": 12}"#))
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        json(&b)["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid type"),
+        "{}",
+        json(&b)
+    );
     // Bad binary.
-    let (s, _, b) = call(post("/test.Echo/Echo", "application/proto").body(Body::from(vec![0x0a, 0x05, b'a'])).unwrap()).await;
+    let (s, _, b) = call(
+        post("/test.Echo/Echo", "application/proto")
+            .body(Body::from(vec![0x0a, 0x05, b'a']))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(json(&b)["code"], "invalid_argument");
     // Malformed timeout header.
-    let (s, _, b) = call(post("/test.Echo/Echo", "application/json").header("connect-timeout-ms", "soon").body(Body::from("{}")).unwrap()).await;
+    let (s, _, b) = call(
+        post("/test.Echo/Echo", "application/json")
+            .header("connect-timeout-ms", "soon")
+            .body(Body::from("{}"))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(json(&b)["message"].as_str().unwrap().contains("Connect-Timeout-Ms"));
+    assert!(
+        json(&b)["message"]
+            .as_str()
+            .unwrap()
+            .contains("Connect-Timeout-Ms")
+    );
 }
 
 #[tokio::test]
@@ -206,15 +333,30 @@ async fn gzip_both_ways() {
     let plain = compression::gunzip(&b, 1 << 20).unwrap();
     assert_eq!(json(&Bytes::from(plain))["value"], big.as_str());
     // Small responses and clients without gzip get identity.
-    let (_, h, _) = call(post("/test.Echo/Echo", "application/json").header("accept-encoding", "gzip").body(Body::from(r#"{"value":"s"}"#)).unwrap()).await;
+    let (_, h, _) = call(
+        post("/test.Echo/Echo", "application/json")
+            .header("accept-encoding", "gzip")
+            .body(Body::from(r#"{"value":"s"}"#))
+            .unwrap(),
+    )
+    .await;
     assert!(h.get("content-encoding").is_none());
-    let (_, h, _) = call(post("/test.Echo/Echo", "application/json").body(Body::from(format!(r#"{{"value":"{big}"}}"#))).unwrap()).await;
+    let (_, h, _) = call(
+        post("/test.Echo/Echo", "application/json")
+            .body(Body::from(format!(r#"{{"value":"{big}"}}"#)))
+            .unwrap(),
+    )
+    .await;
     assert!(h.get("content-encoding").is_none());
 }
 
 /// Splits a streaming response into (flags, payload) frames.
 fn frames(body: Bytes) -> Vec<(u8, Bytes)> {
-    envelope::decode_all(body, 1 << 20).unwrap().into_iter().map(|e| (e.flags, e.payload)).collect()
+    envelope::decode_all(body, 1 << 20)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.flags, e.payload))
+        .collect()
 }
 
 fn stream_req(ct: &str, payload: &[u8]) -> Request<Body> {
@@ -226,7 +368,11 @@ fn stream_req(ct: &str, payload: &[u8]) -> Request<Body> {
 
 #[tokio::test]
 async fn server_stream_json_and_proto() {
-    let (s, h, b) = call(stream_req("application/connect+json", br#"{"value":"abc"}"#)).await;
+    let (s, h, b) = call(stream_req(
+        "application/connect+json",
+        br#"{"value":"abc"}"#,
+    ))
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h["content-type"], "application/connect+json");
     let f = frames(b);
@@ -260,24 +406,54 @@ async fn server_stream_errors_end_the_stream_with_status_200() {
     assert_eq!(end["error"]["message"], "stream broke");
 
     // Unimplemented streaming method.
-    let (s, _, b) = call(Request::post("/test.Echo/NotBuiltStream").header("content-type", "application/connect+json").body(Body::from(envelope::encode(0, b"{}"))).unwrap()).await;
+    let (s, _, b) = call(
+        Request::post("/test.Echo/NotBuiltStream")
+            .header("content-type", "application/connect+json")
+            .body(Body::from(envelope::encode(0, b"{}")))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     let f = frames(b);
     assert_eq!(f.len(), 1);
     assert_eq!(json(&f[0].1)["error"]["code"], "unimplemented");
 
     // No request message, or two: unimplemented.
-    for body in [Bytes::new(), [envelope::encode(0, b"{}"), envelope::encode(0, b"{}")].concat().into()] {
-        let (s, _, b) = call(Request::post("/test.Echo/Repeat").header("content-type", "application/connect+json").body(Body::from(body)).unwrap()).await;
+    for body in [
+        Bytes::new(),
+        [envelope::encode(0, b"{}"), envelope::encode(0, b"{}")]
+            .concat()
+            .into(),
+    ] {
+        let (s, _, b) = call(
+            Request::post("/test.Echo/Repeat")
+                .header("content-type", "application/connect+json")
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(json(&frames(b)[0].1)["error"]["code"], "unimplemented");
     }
     // Compressed flag without an encoding: internal.
-    let (_, _, b) = call(Request::post("/test.Echo/Repeat").header("content-type", "application/connect+json").body(Body::from(envelope::encode(FLAG_COMPRESSED, b"{}"))).unwrap()).await;
+    let (_, _, b) = call(
+        Request::post("/test.Echo/Repeat")
+            .header("content-type", "application/connect+json")
+            .body(Body::from(envelope::encode(FLAG_COMPRESSED, b"{}")))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(json(&frames(b)[0].1)["error"]["code"], "internal");
     // Compressed flag with gzip works.
     let z = compression::gzip(br#"{"value":"q"}"#);
-    let (_, _, b) = call(Request::post("/test.Echo/Repeat").header("content-type", "application/connect+json").header("connect-content-encoding", "gzip").body(Body::from(envelope::encode(FLAG_COMPRESSED, &z))).unwrap()).await;
+    let (_, _, b) = call(
+        Request::post("/test.Echo/Repeat")
+            .header("content-type", "application/connect+json")
+            .header("connect-content-encoding", "gzip")
+            .body(Body::from(envelope::encode(FLAG_COMPRESSED, &z)))
+            .unwrap(),
+    )
+    .await;
     let f = frames(b);
     assert_eq!(f.len(), 2);
     assert_eq!(json(&f[0].1)["value"], "0");
@@ -297,7 +473,11 @@ async fn server_stream_deadline_and_incremental_delivery() {
     assert_eq!(resp.status(), StatusCode::OK);
     // Messages arrive one by one, before the stream ends.
     let mut body = resp.into_body().into_data_stream();
-    let first = tokio::time::timeout(Duration::from_millis(250), body.next()).await.expect("first tick promptly").unwrap().unwrap();
+    let first = tokio::time::timeout(Duration::from_millis(250), body.next())
+        .await
+        .expect("first tick promptly")
+        .unwrap()
+        .unwrap();
     assert_eq!(first[0], 0);
     let mut rest = first.to_vec();
     while let Some(chunk) = body.next().await {
@@ -313,6 +493,9 @@ async fn server_stream_deadline_and_incremental_delivery() {
 #[tokio::test]
 async fn repeated_field_types_round_trip_in_json() {
     // StringList is used by PathAutocomplete; make sure repeated strings encode canonically.
-    let v = serde_json::to_value(StringList { values: vec!["a".into(), "b".into()] }).unwrap();
+    let v = serde_json::to_value(StringList {
+        values: vec!["a".into(), "b".into()],
+    })
+    .unwrap();
     assert_eq!(v, serde_json::json!({"values": ["a", "b"]}));
 }

@@ -24,12 +24,18 @@ where
     F: FnOnce(RequestContext, In) -> Fut,
     Fut: Future<Output = Result<Out, ConnectError>>,
 {
-    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let Some(codec) = Codec::from_unary_content_type(ct) else {
         return unsupported_media_type(ct, "application/json or application/proto");
     };
     let accept = compression::negotiate(
-        req.headers().get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()),
+        req.headers()
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok()),
     );
     match run(procedure, codec, req, handler).await {
         Ok(msg) => respond(codec, accept, msg),
@@ -52,7 +58,9 @@ where
     let (parts, body) = req.into_parts();
     let ctx = RequestContext::new(procedure, parts.headers)?;
     let encoding = compression::parse_content_encoding(
-        ctx.headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()),
+        ctx.headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok()),
     )?;
     let body = read_body(body, MAX_MESSAGE_BYTES).await?;
     let body = match encoding {
@@ -62,12 +70,12 @@ where
     let msg: In = codec.decode(&body, procedure.trim_start_matches('/'))?;
     match ctx.deadline {
         None => handler(ctx, msg).await,
-        Some(deadline) => {
-            match tokio::time::timeout_at(deadline.into(), handler(ctx, msg)).await {
-                Ok(r) => r,
-                Err(_) => Err(ConnectError::deadline_exceeded("the request's Connect-Timeout-Ms ran out")),
-            }
-        }
+        Some(deadline) => match tokio::time::timeout_at(deadline.into(), handler(ctx, msg)).await {
+            Ok(r) => r,
+            Err(_) => Err(ConnectError::deadline_exceeded(
+                "the request's Connect-Timeout-Ms ran out",
+            )),
+        },
     }
 }
 
@@ -94,7 +102,9 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ConnectError> 
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         let text = e.to_string();
         if text.contains("length limit") {
-            ConnectError::resource_exhausted(format!("request body exceeds the limit of {limit} bytes"))
+            ConnectError::resource_exhausted(format!(
+                "request body exceeds the limit of {limit} bytes"
+            ))
         } else {
             ConnectError::invalid_argument(format!("failed to read request body: {text}"))
         }
@@ -103,11 +113,9 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ConnectError> 
 
 /// HTTP 415 with a Connect error body saying what is accepted.
 pub fn unsupported_media_type(got: &str, want: &str) -> Response {
-    let mut resp = ConnectError::unknown(format!(
-        "unsupported content type {got:?}: use {want}"
-    ))
-    .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
-    .into_response();
+    let mut resp = ConnectError::unknown(format!("unsupported content type {got:?}: use {want}"))
+        .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        .into_response();
     resp.headers_mut().insert(
         "accept-post",
         HeaderValue::from_static("application/json, application/proto, application/connect+json, application/connect+proto"),

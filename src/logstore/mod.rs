@@ -28,7 +28,9 @@ use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 use tokio::sync::watch;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/logstore");
@@ -69,7 +71,8 @@ impl LogStore {
     /// `<data>/tasklogs`.
     pub async fn open(dir: &Path) -> anyhow::Result<LogStore> {
         let inprogress = dir.join(INPROGRESS_DIR);
-        std::fs::create_dir_all(&inprogress).with_context(|| format!("cannot create {}", inprogress.display()))?;
+        std::fs::create_dir_all(&inprogress)
+            .with_context(|| format!("cannot create {}", inprogress.display()))?;
         let db = dir.join("logs.sqlite");
         let options = SqliteConnectOptions::new()
             .filename(&db)
@@ -88,7 +91,13 @@ impl LogStore {
             .await
             .with_context(|| format!("cannot apply the log store schema to {}", db.display()))?;
 
-        let store = LogStore { inner: Arc::new(Inner { inprogress, pool, live: Mutex::new(HashMap::new()) }) };
+        let store = LogStore {
+            inner: Arc::new(Inner {
+                inprogress,
+                pool,
+                live: Mutex::new(HashMap::new()),
+            }),
+        };
         store.recover().await?;
         store.delete_expired().await?;
         Ok(store)
@@ -109,7 +118,9 @@ impl LogStore {
             match id {
                 Some(id) => {
                     if let Err(e) = self.inner.finalize(&id, &fname).await {
-                        tracing::warn!("cannot finalise the leftover log file {fname} of log {id}: {e}");
+                        tracing::warn!(
+                            "cannot finalise the leftover log file {fname} of log {id}: {e}"
+                        );
                         continue;
                     }
                 }
@@ -126,7 +137,12 @@ impl LogStore {
     /// Starts a new log owned by operation `owner_op_id` (0 = none), expiring
     /// after `ttl` (`None` = never). Deletes expired logs first. Readers can
     /// follow the log while it is written.
-    pub async fn create(&self, id: &str, owner_op_id: i64, ttl: Option<Duration>) -> Result<LogWriter, LogStoreError> {
+    pub async fn create(
+        &self,
+        id: &str,
+        owner_op_id: i64,
+        ttl: Option<Duration>,
+    ) -> Result<LogWriter, LogStoreError> {
         self.delete_expired().await?;
         // Registered before the row exists, so a reader that finds the row
         // always knows the log is live.
@@ -140,7 +156,11 @@ impl LogStore {
         }
         let fname = format!("{}.log", uuid::Uuid::new_v4().simple());
         let path = self.inner.inprogress.join(&fname);
-        let file = match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        let file = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
             Ok(file) => file,
             Err(e) => {
                 self.inner.forget_live(id);
@@ -164,7 +184,9 @@ impl LogStore {
             let _ = std::fs::remove_file(&path);
             self.inner.forget_live(id);
             return Err(match e {
-                sqlx::Error::Database(db) if db.is_unique_violation() => LogStoreError::AlreadyExists(id.to_string()),
+                sqlx::Error::Database(db) if db.is_unique_violation() => {
+                    LogStoreError::AlreadyExists(id.to_string())
+                }
                 e => e.into(),
             });
         }
@@ -199,13 +221,19 @@ impl LogStore {
             }
             if let Some(fname) = row.data_fname {
                 match File::open(self.inner.inprogress.join(&fname)) {
-                    Ok(file) => return Ok(LogReader { source: Source::File { file, live } }),
+                    Ok(file) => {
+                        return Ok(LogReader {
+                            source: Source::File { file, live },
+                        });
+                    }
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(e.into()),
                 }
             }
             return match row.data_gz {
-                Some(gz) => Ok(LogReader { source: Source::Gzip(Box::new(GzDecoder::new(io::Cursor::new(gz)))) }),
+                Some(gz) => Ok(LogReader {
+                    source: Source::Gzip(Box::new(GzDecoder::new(io::Cursor::new(gz)))),
+                }),
                 None => Err(LogStoreError::NoData(id.to_string())),
             };
         }
@@ -224,7 +252,9 @@ impl LogStore {
 
     /// Deletes one log; false if there was none.
     pub async fn delete(&self, id: &str) -> Result<bool, LogStoreError> {
-        let result = sqlx::query!("DELETE FROM logs WHERE id = ?", id).execute(&self.inner.pool).await?;
+        let result = sqlx::query!("DELETE FROM logs WHERE id = ?", id)
+            .execute(&self.inner.pool)
+            .await?;
         Ok(result.rows_affected() > 0)
     }
 
@@ -242,9 +272,12 @@ impl LogStore {
             return Ok(0);
         }
         let json = serde_json::to_string(op_ids).expect("json of integers");
-        let result = sqlx::query!("DELETE FROM logs WHERE owner_opid IN (SELECT value FROM json_each(?))", json)
-            .execute(&self.inner.pool)
-            .await?;
+        let result = sqlx::query!(
+            "DELETE FROM logs WHERE owner_opid IN (SELECT value FROM json_each(?))",
+            json
+        )
+        .execute(&self.inner.pool)
+        .await?;
         Ok(result.rows_affected())
     }
 
@@ -263,17 +296,24 @@ impl LogStore {
     /// Every log as `(id, owner operation id)`, ordered by owner (for garbage
     /// collection of logs whose operation is gone).
     pub async fn list(&self) -> Result<Vec<(String, i64)>, LogStoreError> {
-        let rows = sqlx::query!(r#"SELECT id AS "id!", owner_opid FROM logs ORDER BY owner_opid, id"#)
-            .fetch_all(&self.inner.pool)
-            .await?;
-        Ok(rows.into_iter().map(|r| (r.id, r.owner_opid.unwrap_or(0))).collect())
+        let rows =
+            sqlx::query!(r#"SELECT id AS "id!", owner_opid FROM logs ORDER BY owner_opid, id"#)
+                .fetch_all(&self.inner.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.id, r.owner_opid.unwrap_or(0)))
+            .collect())
     }
 
     /// The ids of the logs owned by operation `op_id`.
     pub async fn find_by_owner(&self, op_id: i64) -> Result<Vec<String>, LogStoreError> {
-        let ids = sqlx::query_scalar!(r#"SELECT id AS "id!" FROM logs WHERE owner_opid = ? ORDER BY id"#, op_id)
-            .fetch_all(&self.inner.pool)
-            .await?;
+        let ids = sqlx::query_scalar!(
+            r#"SELECT id AS "id!" FROM logs WHERE owner_opid = ? ORDER BY id"#,
+            op_id
+        )
+        .fetch_all(&self.inner.pool)
+        .await?;
         Ok(ids)
     }
 
@@ -357,7 +397,10 @@ impl LogWriter {
 
     /// Appends `data` without awaiting (for sync callbacks such as process output).
     pub fn write_sync(&mut self, data: &[u8]) -> io::Result<()> {
-        let file = self.file.as_mut().ok_or_else(|| io::Error::other("log writer is closed"))?;
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("log writer is closed"))?;
         // Local files: small writes to the page cache, fine on an async
         // thread. Unbuffered, so readers see every byte once this returns.
         file.write_all(data)?;
@@ -374,7 +417,9 @@ impl LogWriter {
     }
 
     async fn finish(&mut self) -> Result<(), LogStoreError> {
-        let Some(file) = self.file.take() else { return Ok(()) };
+        let Some(file) = self.file.take() else {
+            return Ok(());
+        };
         drop(file);
         // Readers holding the file read it to its end, then stop.
         self.progress.send_replace(true);
@@ -406,7 +451,11 @@ impl Drop for LogWriter {
 }
 
 impl tokio::io::AsyncWrite for LogWriter {
-    fn poll_write(self: Pin<&mut Self>, _: &mut TaskContext<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Poll::Ready(self.get_mut().write_sync(buf).map(|()| buf.len()))
     }
     fn poll_flush(self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
@@ -425,7 +474,10 @@ pub struct LogReader {
 enum Source {
     Gzip(Box<GzDecoder<io::Cursor<Vec<u8>>>>),
     /// An in-progress file; `live` is set while its writer is open.
-    File { file: File, live: Option<watch::Receiver<bool>> },
+    File {
+        file: File,
+        live: Option<watch::Receiver<bool>>,
+    },
 }
 
 impl LogReader {

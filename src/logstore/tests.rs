@@ -17,7 +17,10 @@ fn inprogress_files(dir: &Path) -> usize {
 #[tokio::test]
 async fn a_finished_log_is_stored_compressed_and_reads_back() {
     let (_dir, path, store) = open_temp().await;
-    let mut w = store.create("t-1", 7, Some(Duration::from_secs(3600))).await.unwrap();
+    let mut w = store
+        .create("t-1", 7, Some(Duration::from_secs(3600)))
+        .await
+        .unwrap();
     assert_eq!(w.id(), "t-1");
     assert_eq!(inprogress_files(&path), 1);
     w.write_all(b"hello ").await.unwrap();
@@ -103,12 +106,24 @@ async fn a_writer_dropped_without_close_is_finished_in_the_background() {
 #[tokio::test]
 async fn unknown_logs_and_duplicate_ids() {
     let (_dir, _path, store) = open_temp().await;
-    assert!(matches!(store.reader("t-nope").await, Err(LogStoreError::NotFound(_))));
-    assert!(matches!(store.reader("").await, Err(LogStoreError::NotFound(_))));
+    assert!(matches!(
+        store.reader("t-nope").await,
+        Err(LogStoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.reader("").await,
+        Err(LogStoreError::NotFound(_))
+    ));
     let w = store.create("t-dup", 1, None).await.unwrap();
-    assert!(matches!(store.create("t-dup", 2, None).await, Err(LogStoreError::AlreadyExists(_))));
+    assert!(matches!(
+        store.create("t-dup", 2, None).await,
+        Err(LogStoreError::AlreadyExists(_))
+    ));
     w.close().await.unwrap();
-    assert!(matches!(store.create("t-dup", 2, None).await, Err(LogStoreError::AlreadyExists(_))));
+    assert!(matches!(
+        store.create("t-dup", 2, None).await,
+        Err(LogStoreError::AlreadyExists(_))
+    ));
     assert!(store.delete("t-dup").await.unwrap());
     assert!(!store.delete("t-dup").await.unwrap());
 }
@@ -117,7 +132,11 @@ async fn unknown_logs_and_duplicate_ids() {
 async fn expired_logs_disappear() {
     let (_dir, _path, store) = open_temp().await;
     for id in ["t-old", "t-new", "c-forever"] {
-        let ttl = if id.starts_with('c') { None } else { Some(Duration::from_secs(3600)) };
+        let ttl = if id.starts_with('c') {
+            None
+        } else {
+            Some(Duration::from_secs(3600))
+        };
         let mut w = store.create(id, 1, ttl).await.unwrap();
         w.write_all(id.as_bytes()).await.unwrap();
         w.close().await.unwrap();
@@ -127,10 +146,19 @@ async fn expired_logs_disappear() {
         .await
         .unwrap();
     // Unreadable at once, and deleted by the next create.
-    assert!(matches!(store.reader("t-old").await, Err(LogStoreError::NotFound(_))));
+    assert!(matches!(
+        store.reader("t-old").await,
+        Err(LogStoreError::NotFound(_))
+    ));
     let w = store.create("t-other", 1, None).await.unwrap();
     w.close().await.unwrap();
-    let ids: Vec<String> = store.list().await.unwrap().into_iter().map(|(id, _)| id).collect();
+    let ids: Vec<String> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     assert_eq!(ids, ["c-forever", "t-new", "t-other"]);
     assert_eq!(store.read_all("c-forever").await.unwrap(), b"c-forever");
     assert_eq!(store.delete_expired().await.unwrap(), 0);
@@ -140,14 +168,23 @@ async fn expired_logs_disappear() {
 async fn logs_are_deleted_with_their_owner() {
     let (_dir, _path, store) = open_temp().await;
     for (id, owner) in [("t-a", 5), ("c-a", 5), ("t-b", 6), ("t-c", 7), ("t-d", 8)] {
-        store.create(id, owner, None).await.unwrap().close().await.unwrap();
+        store
+            .create(id, owner, None)
+            .await
+            .unwrap()
+            .close()
+            .await
+            .unwrap();
     }
     assert_eq!(store.find_by_owner(5).await.unwrap(), ["c-a", "t-a"]);
     assert_eq!(store.delete_by_owner(5).await.unwrap(), 2);
     assert_eq!(store.delete_by_owner(5).await.unwrap(), 0);
     assert_eq!(store.delete_by_owners(&[6, 7, 99]).await.unwrap(), 2);
     assert_eq!(store.list().await.unwrap(), [("t-d".to_string(), 8)]);
-    assert!(matches!(store.reader("t-a").await, Err(LogStoreError::NotFound(_))));
+    assert!(matches!(
+        store.reader("t-a").await,
+        Err(LogStoreError::NotFound(_))
+    ));
 }
 
 #[tokio::test]
@@ -157,7 +194,11 @@ async fn leftover_in_progress_files_are_finished_at_open() {
     w.write_all(b"written before the crash\n").await.unwrap();
     // A crash: the writer never closes or drops.
     std::mem::forget(w);
-    std::fs::write(path.join(INPROGRESS_DIR).join("0123.log"), b"no row names this file").unwrap();
+    std::fs::write(
+        path.join(INPROGRESS_DIR).join("0123.log"),
+        b"no row names this file",
+    )
+    .unwrap();
     store.close().await;
     drop(store);
 
@@ -165,5 +206,8 @@ async fn leftover_in_progress_files_are_finished_at_open() {
     assert_eq!(inprogress_files(&path), 0);
     let reader = store.reader("t-crash").await.unwrap();
     assert!(!reader.is_live());
-    assert_eq!(store.read_all("t-crash").await.unwrap(), b"written before the crash\n");
+    assert_eq!(
+        store.read_all("t-crash").await.unwrap(),
+        b"written before the crash\n"
+    );
 }

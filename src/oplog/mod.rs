@@ -132,11 +132,13 @@ impl OpLog {
             .fetch_one(&pool)
             .await?
             .unwrap_or(0);
-        let seq = sqlx::query_scalar::<_, Option<i64>>("SELECT seq FROM sqlite_sequence WHERE name = 'operations'")
-            .fetch_optional(&pool)
-            .await?
-            .flatten()
-            .unwrap_or(0);
+        let seq = sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'operations'",
+        )
+        .fetch_optional(&pool)
+        .await?
+        .flatten()
+        .unwrap_or(0);
         // Like Backrest: the modno counter continues from local operations.
         let last_modno = sqlx::query_scalar!(
             r#"SELECT MAX(operations.modno) AS "max_modno: i64" FROM operations
@@ -148,9 +150,18 @@ impl OpLog {
         .unwrap_or(0);
 
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        let counters = Counters { last_id: max_id.max(seq), last_modno };
+        let counters = Counters {
+            last_id: max_id.max(seq),
+            last_modno,
+        };
         tracing::debug!(path = %path.display(), ?counters, "opened the operation log");
-        Ok(OpLog { inner: Arc::new(Inner { pool, writer: Mutex::new(counters), events }) })
+        Ok(OpLog {
+            inner: Arc::new(Inner {
+                pool,
+                writer: Mutex::new(counters),
+                events,
+            }),
+        })
     }
 
     /// Closes the database connections (waits for running queries).
@@ -230,19 +241,32 @@ impl OpLog {
             .build_query_as()
             .fetch_all(&self.inner.pool)
             .await?;
-        rows.into_iter().map(|(id, blob)| decode(id, &blob)).collect()
+        rows.into_iter()
+            .map(|(id, blob)| decode(id, &blob))
+            .collect()
     }
 
     /// Every operation whose status is one of `statuses` (e.g. the startup
     /// scrub: PENDING/INPROGRESS/cancelled/UNKNOWN ops), oldest first.
-    pub async fn query_by_status(&self, statuses: &[OperationStatus]) -> Result<Vec<Operation>, OpLogError> {
+    pub async fn query_by_status(
+        &self,
+        statuses: &[OperationStatus],
+    ) -> Result<Vec<Operation>, OpLogError> {
         self.query(&Query::all().statuses(statuses)).await
     }
 
     /// How many operations `q` selects (ignores its limit and offset).
     pub async fn count(&self, q: &Query) -> Result<i64, OpLogError> {
-        let q = Query { limit: None, offset: None, ..q.clone() };
-        let n: i64 = q.to_sql("COUNT(*)").build_query_scalar().fetch_one(&self.inner.pool).await?;
+        let q = Query {
+            limit: None,
+            offset: None,
+            ..q.clone()
+        };
+        let n: i64 = q
+            .to_sql("COUNT(*)")
+            .build_query_scalar()
+            .fetch_one(&self.inner.pool)
+            .await?;
         Ok(n)
     }
 
@@ -319,7 +343,9 @@ impl Inner {
 
     async fn update(&self, mut ops: Vec<Operation>) -> Result<Vec<Operation>, OpLogError> {
         if ops.iter().any(|op| op.id == 0) {
-            return Err(OpLogError::Invalid("cannot update an operation without an id".to_string()));
+            return Err(OpLogError::Invalid(
+                "cannot update an operation without an id".to_string(),
+            ));
         }
         if ops.is_empty() {
             return Ok(ops);
@@ -382,9 +408,12 @@ impl Inner {
                 Err(e) => tracing::warn!("deleting operation {}: {e}", row.id),
             }
         }
-        sqlx::query!("DELETE FROM operations WHERE id IN (SELECT value FROM json_each(?))", json)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "DELETE FROM operations WHERE id IN (SELECT value FROM json_each(?))",
+            json
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         let _ = self.events.send(OpEvent::Deleted(ids));
         Ok(deleted)
@@ -404,7 +433,9 @@ impl Inner {
             .await?;
         let mut changed = 0;
         for (id, blob) in rows {
-            let Some(mut op) = f(decode(id, &blob)?) else { continue };
+            let Some(mut op) = f(decode(id, &blob)?) else {
+                continue;
+            };
             if op.id != id {
                 return Err(OpLogError::Invalid(format!(
                     "transform must not change an operation's id ({id} became {})",
@@ -489,8 +520,12 @@ fn decode(id: i64, blob: &[u8]) -> Result<Operation, OpLogError> {
 async fn check_schema_version(pool: &SqlitePool, path: &Path) -> anyhow::Result<bool> {
     // Runtime-checked: pragmas and SQLite's own tables can't be described by
     // the sqlx 0.9.0 macros.
-    let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(pool).await?;
-    let has_operations = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'operations'")
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(pool)
+        .await?;
+    let has_operations = sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'operations'",
+    )
     .fetch_one(pool)
     .await?
         > 0;
@@ -518,11 +553,19 @@ async fn check_data_version(pool: &SqlitePool, path: &Path) -> anyhow::Result<()
     let value = sqlx::query_scalar!("SELECT value FROM oplog_metadata WHERE key = 'version'")
         .fetch_optional(pool)
         .await
-        .with_context(|| format!("cannot read the operation log data version of {}", path.display()))?
+        .with_context(|| {
+            format!(
+                "cannot read the operation log data version of {}",
+                path.display()
+            )
+        })?
         .flatten();
     let version = match value.as_deref().map(<[u8; 8]>::try_from) {
         Some(Ok(bytes)) => i64::from_le_bytes(bytes),
-        Some(Err(_)) => bail!("{}: oplog_metadata 'version' is not an 8-byte integer", path.display()),
+        Some(Err(_)) => bail!(
+            "{}: oplog_metadata 'version' is not an 8-byte integer",
+            path.display()
+        ),
         None => bail!("{}: oplog_metadata has no 'version'", path.display()),
     };
     if version > DATA_VERSION {

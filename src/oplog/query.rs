@@ -69,7 +69,10 @@ impl Query {
         if q != Query::default() {
             return Err(OpLogError::Invalid(IDS_AND_QUERY.to_string()));
         }
-        Ok(Query { ids: Some(sel.ids.clone()), ..q })
+        Ok(Query {
+            ids: Some(sel.ids.clone()),
+            ..q
+        })
     }
 
     /// GetOperations' `last_n`: when non-zero, newest first (by start time,
@@ -141,7 +144,10 @@ impl Query {
         ));
         let text_fields = [
             ("operation_groups.instance_id", &self.instance_id),
-            ("operation_groups.original_instance_keyid", &self.original_instance_keyid),
+            (
+                "operation_groups.original_instance_keyid",
+                &self.original_instance_keyid,
+            ),
             ("operation_groups.repo_guid", &self.repo_guid),
             ("operation_groups.repo_id", &self.repo_id),
             ("operation_groups.plan_id", &self.plan_id),
@@ -178,7 +184,8 @@ impl Query {
         } else {
             " ORDER BY operations.start_time_ms ASC, operations.id ASC"
         });
-        qb.push(" LIMIT ").push_bind(self.limit.filter(|n| *n >= 0).unwrap_or(-1));
+        qb.push(" LIMIT ")
+            .push_bind(self.limit.filter(|n| *n >= 0).unwrap_or(-1));
         if let Some(offset) = self.offset.filter(|n| *n > 0) {
             qb.push(" OFFSET ").push_bind(offset);
         }

@@ -34,7 +34,13 @@ async fn open_temp() -> (tempfile::TempDir, PathBuf, OpLog) {
 async fn add_assigns_sequential_ids_modnos_and_flows() {
     let (_dir, _path, log) = open_temp().await;
     let added = log.add(vec![op("a", 10), op("b", 20)]).await.unwrap();
-    assert_eq!(added.iter().map(|o| (o.id, o.modno, o.flow_id)).collect::<Vec<_>>(), [(1, 1, 1), (2, 2, 2)]);
+    assert_eq!(
+        added
+            .iter()
+            .map(|o| (o.id, o.modno, o.flow_id))
+            .collect::<Vec<_>>(),
+        [(1, 1, 1), (2, 2, 2)]
+    );
 
     let mut with_flow = op("c", 30);
     with_flow.flow_id = 1;
@@ -45,7 +51,10 @@ async fn add_assigns_sequential_ids_modnos_and_flows() {
     let mut changed = added[0].clone();
     changed.status = OperationStatus::StatusError as i32;
     let updated = log.update(vec![changed]).await.unwrap();
-    assert_eq!((updated[0].id, updated[0].modno, updated[0].flow_id), (3, 4, 1));
+    assert_eq!(
+        (updated[0].id, updated[0].modno, updated[0].flow_id),
+        (3, 4, 1)
+    );
     assert_eq!(log.get(3).await.unwrap().unwrap(), updated[0]);
     assert_eq!(log.get(99).await.unwrap(), None);
     assert_eq!(log.last_id_and_modno().await, (3, 4));
@@ -56,10 +65,16 @@ async fn add_rejects_preset_ids_and_invalid_operations_without_writing() {
     let (_dir, _path, log) = open_temp().await;
     let mut preset = op("a", 1);
     preset.id = 5;
-    assert!(matches!(log.add(vec![preset]).await, Err(OpLogError::Invalid(_))));
+    assert!(matches!(
+        log.add(vec![preset]).await,
+        Err(OpLogError::Invalid(_))
+    ));
     let mut preset = op("a", 1);
     preset.modno = 5;
-    assert!(matches!(log.add(vec![preset]).await, Err(OpLogError::Invalid(_))));
+    assert!(matches!(
+        log.add(vec![preset]).await,
+        Err(OpLogError::Invalid(_))
+    ));
 
     type Breaks = fn(&mut Operation);
     let cases: [(Breaks, &str); 6] = [
@@ -67,8 +82,14 @@ async fn add_rejects_preset_ids_and_invalid_operations_without_writing() {
         (|o| o.repo_id.clear(), "repo_id is required"),
         (|o| o.repo_guid.clear(), "repo_guid is required"),
         (|o| o.instance_id.clear(), "instance_id is required"),
-        (|o| o.unix_time_start_ms = 0, "unix_time_start_ms must be non-zero"),
-        (|o| o.snapshot_id = "abc".into(), "operation.snapshot_id is invalid"),
+        (
+            |o| o.unix_time_start_ms = 0,
+            "unix_time_start_ms must be non-zero",
+        ),
+        (
+            |o| o.snapshot_id = "abc".into(),
+            "operation.snapshot_id is invalid",
+        ),
     ];
     for (breaks, message) in cases {
         let mut bad = op("a", 1);
@@ -82,7 +103,11 @@ async fn add_rejects_preset_ids_and_invalid_operations_without_writing() {
     assert!(log.query(&Query::all()).await.unwrap().is_empty());
     let mut good = op("a", 1);
     good.snapshot_id = SNAP.into();
-    assert_eq!(log.add(vec![good]).await.unwrap()[0].id, 1, "rejected adds use up no ids");
+    assert_eq!(
+        log.add(vec![good]).await.unwrap()[0].id,
+        1,
+        "rejected adds use up no ids"
+    );
 }
 
 #[tokio::test]
@@ -95,21 +120,32 @@ async fn update_of_a_missing_operation_fails_and_changes_nothing() {
     missing.id = 99;
     missing.flow_id = 99;
     match log.update(vec![changed, missing]).await {
-        Err(OpLogError::NotFound(m)) => assert_eq!(m, "couldn't update 99: operation does not exist"),
+        Err(OpLogError::NotFound(m)) => {
+            assert_eq!(m, "couldn't update 99: operation does not exist")
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(log.get(added[0].id).await.unwrap().unwrap(), added[0]);
     let no_id = op("a", 1);
-    assert!(matches!(log.update(vec![no_id]).await, Err(OpLogError::Invalid(_))));
+    assert!(matches!(
+        log.update(vec![no_id]).await,
+        Err(OpLogError::Invalid(_))
+    ));
 }
 
 #[tokio::test]
 async fn delete_returns_the_operations_and_a_missing_id_deletes_nothing() {
     let (_dir, _path, log) = open_temp().await;
-    let added = log.add(vec![op("a", 1), op("b", 2), op("c", 3)]).await.unwrap();
+    let added = log
+        .add(vec![op("a", 1), op("b", 2), op("c", 3)])
+        .await
+        .unwrap();
     match log.delete(&[1, 999, 2]).await {
         Err(OpLogError::NotFound(m)) => {
-            assert!(m.starts_with("couldn't find all operations to delete: operation does not exist"), "{m}");
+            assert!(
+                m.starts_with("couldn't find all operations to delete: operation does not exist"),
+                "{m}"
+            );
             assert!(m.contains("999"), "{m}");
         }
         other => panic!("{other:?}"),
@@ -137,7 +173,10 @@ async fn every_subscriber_gets_created_updated_deleted_events() {
     for rx in [&mut a, &mut b] {
         assert_eq!(rx.recv().await.unwrap(), OpEvent::Created(added.clone()));
         assert_eq!(rx.recv().await.unwrap(), OpEvent::Updated(updated.clone()));
-        assert_eq!(rx.recv().await.unwrap(), OpEvent::Deleted(vec![added[1].id]));
+        assert_eq!(
+            rx.recv().await.unwrap(),
+            OpEvent::Deleted(vec![added[1].id])
+        );
         assert!(matches!(rx.recv().await.unwrap(), OpEvent::Created(ops) if ops[0].plan_id == "c"));
         assert!(rx.is_empty());
     }
@@ -170,18 +209,36 @@ async fn transform_rewrites_with_fresh_modnos_in_one_transaction() {
     pending.status = OperationStatus::StatusInprogress as i32;
     log.add(vec![pending, op("b", 2)]).await.unwrap();
     let n = log
-        .transform(&Query::all().statuses([OperationStatus::StatusInprogress]), |mut o| {
-            o.status = OperationStatus::StatusError as i32;
-            o.display_message = "Operation was incomplete when orchestrator was restarted.".into();
-            Some(o)
-        })
+        .transform(
+            &Query::all().statuses([OperationStatus::StatusInprogress]),
+            |mut o| {
+                o.status = OperationStatus::StatusError as i32;
+                o.display_message =
+                    "Operation was incomplete when orchestrator was restarted.".into();
+                Some(o)
+            },
+        )
         .await
         .unwrap();
     assert_eq!(n, 1);
     let o = log.get(1).await.unwrap().unwrap();
-    assert_eq!((o.status, o.modno), (OperationStatus::StatusError as i32, 3));
-    assert!(log.query_by_status(&[OperationStatus::StatusInprogress]).await.unwrap().is_empty());
-    assert_eq!(log.query_by_status(&[OperationStatus::StatusError]).await.unwrap().len(), 1);
+    assert_eq!(
+        (o.status, o.modno),
+        (OperationStatus::StatusError as i32, 3)
+    );
+    assert!(
+        log.query_by_status(&[OperationStatus::StatusInprogress])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        log.query_by_status(&[OperationStatus::StatusError])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     // A failing transform changes nothing.
     let err = log
@@ -203,10 +260,18 @@ async fn transform_rewrites_with_fresh_modnos_in_one_transaction() {
 async fn seed(log: &OpLog) -> Vec<Operation> {
     let mut ops = Vec::new();
     for i in 0..50i64 {
-        let mut o = op(["plan-a", "plan-b", "_system_"][(i % 3) as usize], 1_000 + (i * 7) % 13);
+        let mut o = op(
+            ["plan-a", "plan-b", "_system_"][(i % 3) as usize],
+            1_000 + (i * 7) % 13,
+        );
         o.instance_id = ["inst1", "inst2"][(i % 2) as usize].into();
-        o.repo_guid = ["guid1", "guid2", "guid3"][(i % 3 == 0) as usize + (i % 5 == 0) as usize].into();
-        o.original_instance_keyid = if i % 4 == 0 { "peer-key".into() } else { String::new() };
+        o.repo_guid =
+            ["guid1", "guid2", "guid3"][(i % 3 == 0) as usize + (i % 5 == 0) as usize].into();
+        o.original_instance_keyid = if i % 4 == 0 {
+            "peer-key".into()
+        } else {
+            String::new()
+        };
         if i % 6 == 0 {
             o.snapshot_id = format!("{:0>64}", i);
         }
@@ -253,24 +318,55 @@ async fn every_selector_field_and_last_n() {
     type Keep = Box<dyn Fn(&Operation) -> bool>;
     let cases: Vec<(OpSelector, Keep)> = vec![
         (OpSelector::default(), Box::new(|_| true)),
-        (s(|x| x.instance_id = Some("inst2".into())), Box::new(|o| o.instance_id == "inst2")),
-        (s(|x| x.instance_id = Some("nope".into())), Box::new(|_| false)),
-        (s(|x| x.original_instance_keyid = Some(String::new())), Box::new(|o| o.original_instance_keyid.is_empty())),
-        (s(|x| x.original_instance_keyid = Some("peer-key".into())), Box::new(|o| o.original_instance_keyid == "peer-key")),
-        (s(|x| x.repo_guid = Some("guid2".into())), Box::new(|o| o.repo_guid == "guid2")),
-        (s(|x| x.plan_id = Some("_system_".into())), Box::new(|o| o.plan_id == "_system_")),
-        (s(|x| x.snapshot_id = Some(format!("{:0>64}", 12))), Box::new(|o| o.snapshot_id == format!("{:0>64}", 12))),
-        (s(|x| x.snapshot_id = Some(String::new())), Box::new(|o| o.snapshot_id.is_empty())),
+        (
+            s(|x| x.instance_id = Some("inst2".into())),
+            Box::new(|o| o.instance_id == "inst2"),
+        ),
+        (
+            s(|x| x.instance_id = Some("nope".into())),
+            Box::new(|_| false),
+        ),
+        (
+            s(|x| x.original_instance_keyid = Some(String::new())),
+            Box::new(|o| o.original_instance_keyid.is_empty()),
+        ),
+        (
+            s(|x| x.original_instance_keyid = Some("peer-key".into())),
+            Box::new(|o| o.original_instance_keyid == "peer-key"),
+        ),
+        (
+            s(|x| x.repo_guid = Some("guid2".into())),
+            Box::new(|o| o.repo_guid == "guid2"),
+        ),
+        (
+            s(|x| x.plan_id = Some("_system_".into())),
+            Box::new(|o| o.plan_id == "_system_"),
+        ),
+        (
+            s(|x| x.snapshot_id = Some(format!("{:0>64}", 12))),
+            Box::new(|o| o.snapshot_id == format!("{:0>64}", 12)),
+        ),
+        (
+            s(|x| x.snapshot_id = Some(String::new())),
+            Box::new(|o| o.snapshot_id.is_empty()),
+        ),
         (s(|x| x.flow_id = Some(21)), Box::new(|o| o.flow_id == 21)),
         (s(|x| x.modno_gte = Some(45)), Box::new(|o| o.modno >= 45)),
-        (s(|x| x.ids = vec![3, 17, 42, 1000]), Box::new(|o| [3, 17, 42].contains(&o.id))),
+        (
+            s(|x| x.ids = vec![3, 17, 42, 1000]),
+            Box::new(|o| [3, 17, 42].contains(&o.id)),
+        ),
         (
             s(|x| {
                 x.plan_id = Some("plan-a".into());
                 x.instance_id = Some("inst1".into());
                 x.original_instance_keyid = Some(String::new());
             }),
-            Box::new(|o| o.plan_id == "plan-a" && o.instance_id == "inst1" && o.original_instance_keyid.is_empty()),
+            Box::new(|o| {
+                o.plan_id == "plan-a"
+                    && o.instance_id == "inst1"
+                    && o.original_instance_keyid.is_empty()
+            }),
         ),
     ];
     for (sel, keep) in &cases {
@@ -292,29 +388,54 @@ async fn every_selector_field_and_last_n() {
     let mut by_start = all.clone();
     by_start.sort_by_key(|o| std::cmp::Reverse((o.unix_time_start_ms, o.id)));
     assert_eq!(newest, by_start[..3]);
-    assert_eq!(log.count(&Query::all().plan_id("plan-b").limit(1)).await.unwrap(), 17);
+    assert_eq!(
+        log.count(&Query::all().plan_id("plan-b").limit(1))
+            .await
+            .unwrap(),
+        17
+    );
 }
 
 #[tokio::test]
 async fn ids_cannot_be_combined_with_other_selector_fields() {
     let (_dir, _path, log) = open_temp().await;
     log.add(vec![op("a", 1)]).await.unwrap();
-    let sel = OpSelector { ids: vec![1], plan_id: Some("a".into()), ..Default::default() };
-    assert!(matches!(Query::from_selector(&sel), Err(OpLogError::Invalid(m)) if m == IDS_AND_QUERY));
+    let sel = OpSelector {
+        ids: vec![1],
+        plan_id: Some("a".into()),
+        ..Default::default()
+    };
+    assert!(
+        matches!(Query::from_selector(&sel), Err(OpLogError::Invalid(m)) if m == IDS_AND_QUERY)
+    );
     let err = list_operations(&log, Some(&sel), 0).await.unwrap_err();
     assert_eq!(err.code, Code::InvalidArgument);
-    assert!(err.message.contains("cannot specify both query and ids"), "{}", err.message);
+    assert!(
+        err.message.contains("cannot specify both query and ids"),
+        "{}",
+        err.message
+    );
     // An explicitly empty string counts as set, too.
-    let sel = OpSelector { ids: vec![1], original_instance_keyid: Some(String::new()), ..Default::default() };
+    let sel = OpSelector {
+        ids: vec![1],
+        original_instance_keyid: Some(String::new()),
+        ..Default::default()
+    };
     assert!(Query::from_selector(&sel).is_err());
-    let sel = OpSelector { ids: vec![1], ..Default::default() };
+    let sel = OpSelector {
+        ids: vec![1],
+        ..Default::default()
+    };
     assert_eq!(Query::from_selector(&sel).unwrap(), Query::all().ids([1]));
 }
 
 #[tokio::test]
 async fn reopening_keeps_data_and_never_reuses_ids() {
     let (_dir, path, log) = open_temp().await;
-    let added = log.add(vec![op("a", 1), op("b", 2), op("c", 3)]).await.unwrap();
+    let added = log
+        .add(vec![op("a", 1), op("b", 2), op("c", 3)])
+        .await
+        .unwrap();
     log.update(vec![added[0].clone()]).await.unwrap(); // modno 4
     log.delete(&[3]).await.unwrap();
     log.close().await;
@@ -323,7 +444,11 @@ async fn reopening_keeps_data_and_never_reuses_ids() {
     let log = OpLog::open(&path).await.unwrap();
     assert_eq!(log.query(&Query::all()).await.unwrap().len(), 2);
     let next = log.add(vec![op("d", 4)]).await.unwrap();
-    assert_eq!((next[0].id, next[0].modno), (4, 5), "id 3 was used before, even though deleted");
+    assert_eq!(
+        (next[0].id, next[0].modno),
+        (4, 5),
+        "id 3 was used before, even though deleted"
+    );
     log.close().await;
 }
 
@@ -331,15 +456,24 @@ async fn reopening_keeps_data_and_never_reuses_ids() {
 async fn a_new_log_has_backrests_version_markers() {
     let (_dir, path, log) = open_temp().await;
     log.close().await;
-    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
-    let v: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut conn).await.unwrap();
-    assert_eq!(v, 6);
-    let blob: Vec<u8> = sqlx::query_scalar("SELECT value FROM oplog_metadata WHERE key = 'version'")
+    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let v: i64 = sqlx::query_scalar("PRAGMA user_version")
         .fetch_one(&mut conn)
         .await
         .unwrap();
+    assert_eq!(v, 6);
+    let blob: Vec<u8> =
+        sqlx::query_scalar("SELECT value FROM oplog_metadata WHERE key = 'version'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
     assert_eq!(blob, 6u64.to_le_bytes());
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(mode, "wal");
 }
 
@@ -386,9 +520,19 @@ CREATE INDEX IF NOT EXISTS oplog_metadata_key_idx ON oplog_metadata (key);
 "#;
 
 async fn backrest_db(path: &Path, user_version: i64, data_version: u64) -> Operation {
-    let mut conn = SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", path.display())).await.unwrap();
-    sqlx::raw_sql(BACKREST_DDL).execute(&mut conn).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {user_version}"))).execute(&mut conn).await.unwrap();
+    let mut conn = SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+        .await
+        .unwrap();
+    sqlx::raw_sql(BACKREST_DDL)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "PRAGMA user_version = {user_version}"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
     sqlx::query("INSERT INTO oplog_metadata (key, value) VALUES ('version', ?)")
         .bind(data_version.to_le_bytes().to_vec())
         .execute(&mut conn)
@@ -438,9 +582,19 @@ async fn opens_a_log_written_by_backrest() {
 
     let log = OpLog::open(&path).await.unwrap();
     assert_eq!(log.get(41).await.unwrap().unwrap(), stored);
-    let found = log.query(&Query::all().plan_id("backrest-plan").original_instance_keyid("")).await.unwrap();
+    let found = log
+        .query(
+            &Query::all()
+                .plan_id("backrest-plan")
+                .original_instance_keyid(""),
+        )
+        .await
+        .unwrap();
     assert_eq!(found, std::slice::from_ref(&stored));
-    assert_eq!(log.query(&Query::all().snapshot_id(SNAP)).await.unwrap(), std::slice::from_ref(&stored));
+    assert_eq!(
+        log.query(&Query::all().snapshot_id(SNAP)).await.unwrap(),
+        std::slice::from_ref(&stored)
+    );
     // Counters continue from the file; the existing group is reused.
     let next = log.add(vec![op("backrest-plan", 5)]).await.unwrap();
     assert_eq!((next[0].id, next[0].modno), (42, 78));
@@ -451,14 +605,19 @@ async fn opens_a_log_written_by_backrest() {
     let third = log.add(vec![same_group]).await.unwrap();
     log.close().await;
 
-    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
     let ogid: i64 = sqlx::query_scalar("SELECT ogid FROM operations WHERE id = ?")
         .bind(third[0].id)
         .fetch_one(&mut conn)
         .await
         .unwrap();
     assert_eq!(ogid, 3);
-    let v: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut conn).await.unwrap();
+    let v: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(v, 6);
 }
 
@@ -483,7 +642,9 @@ const KILL9_ENV: &str = "BACKREST_RS_TEST_KILL9_OPLOG";
 /// `survives_kill_9` it writes, then kills itself mid-flight.
 #[tokio::test]
 async fn kill9_child() {
-    let Some(path) = std::env::var_os(KILL9_ENV) else { return };
+    let Some(path) = std::env::var_os(KILL9_ENV) else {
+        return;
+    };
     let log = OpLog::open(Path::new(&path)).await.unwrap();
     for i in 0..10 {
         log.add(vec![op(&format!("p{i}"), i + 1)]).await.unwrap();
@@ -500,7 +661,12 @@ async fn survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("oplog.sqlite");
     let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "oplog::tests::kill9_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "oplog::tests::kill9_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(KILL9_ENV, &path)
         .stdout(std::process::Stdio::null())
         .status()

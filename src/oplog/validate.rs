@@ -17,7 +17,10 @@ pub fn validate(op: &Operation) -> Result<(), String> {
         (op.repo_id.is_empty(), "repo_id is required"),
         (op.plan_id.is_empty(), "plan_id is required"),
         (op.instance_id.is_empty(), "instance_id is required"),
-        (op.unix_time_start_ms == 0, "unix_time_start_ms must be non-zero"),
+        (
+            op.unix_time_start_ms == 0,
+            "unix_time_start_ms must be non-zero",
+        ),
     ];
     if let Some((_, message)) = required.iter().find(|(violated, _)| *violated) {
         return Err((*message).to_string());

@@ -76,7 +76,11 @@ impl TaskContext {
             .iter()
             .find(|r| r.id == id)
             .cloned()
-            .ok_or_else(|| TaskError(format!("repo \"{id}\" not found in the config (was it removed?)")))
+            .ok_or_else(|| {
+                TaskError(format!(
+                    "repo \"{id}\" not found in the config (was it removed?)"
+                ))
+            })
     }
 
     pub fn plan(&self, id: &str) -> Result<v1::Plan, TaskError> {
@@ -85,7 +89,11 @@ impl TaskContext {
             .iter()
             .find(|p| p.id == id)
             .cloned()
-            .ok_or_else(|| TaskError(format!("plan \"{id}\" not found in the config (was it removed?)")))
+            .ok_or_else(|| {
+                TaskError(format!(
+                    "plan \"{id}\" not found in the config (was it removed?)"
+                ))
+            })
     }
 
     /// A restic client for this task's repo.

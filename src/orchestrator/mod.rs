@@ -147,17 +147,33 @@ impl Orchestrator {
         }
         // The repos count as busy until their unlock is done, so their next
         // task can't start while it runs.
-        self.0.sched.lock().unwrap().busy_repos.extend(repo_ids.iter().cloned());
+        self.0
+            .sched
+            .lock()
+            .unwrap()
+            .busy_repos
+            .extend(repo_ids.iter().cloned());
         let me = self.clone();
         tokio::spawn(async move {
             let restic = me.restic();
             let cfg = me.config();
             for id in repo_ids {
                 if let (Ok(restic), Some(repo)) = (&restic, cfg.repos.iter().find(|r| r.id == id)) {
-                    if let Ok(client) = crate::restic::RepoClient::new(restic.clone(), repo.clone()) {
-                        match client.unlock(&CancellationToken::new(), &mut crate::restic::repo::discard()).await {
-                            Ok(()) => tracing::info!("ran `restic unlock` on repo {id} after an unclean stop (stale locks only)"),
-                            Err(e) => tracing::warn!("could not unlock repo {id} after an unclean stop: {e}"),
+                    if let Ok(client) = crate::restic::RepoClient::new(restic.clone(), repo.clone())
+                    {
+                        match client
+                            .unlock(
+                                &CancellationToken::new(),
+                                &mut crate::restic::repo::discard(),
+                            )
+                            .await
+                        {
+                            Ok(()) => tracing::info!(
+                                "ran `restic unlock` on repo {id} after an unclean stop (stale locks only)"
+                            ),
+                            Err(e) => tracing::warn!(
+                                "could not unlock repo {id} after an unclean stop: {e}"
+                            ),
                         }
                     }
                 }
@@ -178,7 +194,9 @@ impl Orchestrator {
                 return;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                tracing::warn!("tasks still running at shutdown; they will be marked as interrupted at the next start");
+                tracing::warn!(
+                    "tasks still running at shutdown; they will be marked as interrupted at the next start"
+                );
                 return;
             }
         }
@@ -200,21 +218,60 @@ impl Orchestrator {
                 tracing::warn!("removing re-planned pending operations: {e}");
             }
         }
-        let mut recurring = vec![(Task { kind: TaskKind::CollectGarbage, repo_id: None, scheduled: true, flow_id: 0 }, priority::DEFAULT)];
-        let initialized = |repo_id: &str| cfg.repos.iter().any(|r| r.id == repo_id && !r.guid.is_empty());
+        let mut recurring = vec![(
+            Task {
+                kind: TaskKind::CollectGarbage,
+                repo_id: None,
+                scheduled: true,
+                flow_id: 0,
+            },
+            priority::DEFAULT,
+        )];
+        let initialized = |repo_id: &str| {
+            cfg.repos
+                .iter()
+                .any(|r| r.id == repo_id && !r.guid.is_empty())
+        };
         for plan in cfg.plans.iter().filter(|p| initialized(&p.repo)) {
             recurring.push((
-                Task { kind: TaskKind::Backup { plan_id: plan.id.clone(), dry_run: false }, repo_id: Some(plan.repo.clone()), scheduled: true, flow_id: 0 },
+                Task {
+                    kind: TaskKind::Backup {
+                        plan_id: plan.id.clone(),
+                        dry_run: false,
+                    },
+                    repo_id: Some(plan.repo.clone()),
+                    scheduled: true,
+                    flow_id: 0,
+                },
                 priority::DEFAULT,
             ));
         }
-        for repo in cfg.repos.iter().filter(|r| r.origin_instance_id.is_empty() && !r.guid.is_empty()) {
-            for (kind, prio) in [(TaskKind::Prune, priority::PRUNE), (TaskKind::Check, priority::CHECK), (TaskKind::RepoForget, priority::FORGET)] {
-                recurring.push((Task { kind, repo_id: Some(repo.id.clone()), scheduled: true, flow_id: 0 }, prio));
+        for repo in cfg
+            .repos
+            .iter()
+            .filter(|r| r.origin_instance_id.is_empty() && !r.guid.is_empty())
+        {
+            for (kind, prio) in [
+                (TaskKind::Prune, priority::PRUNE),
+                (TaskKind::Check, priority::CHECK),
+                (TaskKind::RepoForget, priority::FORGET),
+            ] {
+                recurring.push((
+                    Task {
+                        kind,
+                        repo_id: Some(repo.id.clone()),
+                        scheduled: true,
+                        flow_id: 0,
+                    },
+                    prio,
+                ));
             }
         }
         for (task, prio) in recurring {
-            if let Err(e) = self.schedule_next(task.clone(), prio, generation, &cfg, false).await {
+            if let Err(e) = self
+                .schedule_next(task.clone(), prio, generation, &cfg, false)
+                .await
+            {
                 tracing::warn!("cannot schedule {}: {e}", task.name());
             }
         }
@@ -227,7 +284,12 @@ impl Orchestrator {
     /// Unlike Backrest, a failure doesn't stop the server: it is logged and
     /// retried at the next config change or start.
     fn auto_initialize(&self, cfg: &v1::Config) {
-        let pending: Vec<v1::Repo> = cfg.repos.iter().filter(|r| r.auto_initialize && r.guid.is_empty()).cloned().collect();
+        let pending: Vec<v1::Repo> = cfg
+            .repos
+            .iter()
+            .filter(|r| r.auto_initialize && r.guid.is_empty())
+            .cloned()
+            .collect();
         if pending.is_empty() {
             return;
         }
@@ -239,13 +301,18 @@ impl Orchestrator {
             };
             let mut guids = Vec::new();
             for repo in pending {
-                let Ok(client) = crate::restic::RepoClient::new(restic.clone(), repo.clone()) else { continue };
+                let Ok(client) = crate::restic::RepoClient::new(restic.clone(), repo.clone())
+                else {
+                    continue;
+                };
                 let cancel = CancellationToken::new();
                 let mut sink = crate::restic::repo::discard();
                 let init = async {
                     match client.cat_config(&cancel, &mut sink).await {
                         Ok(c) => Ok(c),
-                        Err(e) if e.kind == crate::restic::ErrorKind::RepoNotFound => client.init(&cancel, &mut sink).await,
+                        Err(e) if e.kind == crate::restic::ErrorKind::RepoNotFound => {
+                            client.init(&cancel, &mut sink).await
+                        }
                         Err(e) => Err(e),
                     }
                 };
@@ -254,31 +321,41 @@ impl Orchestrator {
                         tracing::info!("auto-initialized repo {}", repo.id);
                         guids.push((repo.id.clone(), c.id[..64].to_string()));
                     }
-                    Ok(Ok(c)) => tracing::error!("auto-initialize repo {}: unexpected repository id {:?}", repo.id, c.id),
+                    Ok(Ok(c)) => tracing::error!(
+                        "auto-initialize repo {}: unexpected repository id {:?}",
+                        repo.id,
+                        c.id
+                    ),
                     Ok(Err(e)) => tracing::error!("auto-initialize repo {}: {e}", repo.id),
                     Err(_) => {
                         cancel.cancel();
-                        tracing::error!("auto-initialize repo {}: restic did not finish within 60s", repo.id);
+                        tracing::error!(
+                            "auto-initialize repo {}: restic did not finish within 60s",
+                            repo.id
+                        );
                     }
                 }
             }
             if guids.is_empty() {
                 return;
             }
-            let result = me
-                .0
-                .config
-                .transform(move |mut cfg| {
-                    for (id, guid) in &guids {
-                        if let Some(r) = cfg.repos.iter_mut().find(|r| &r.id == id && r.guid.is_empty()) {
-                            r.guid = guid.clone();
-                            r.auto_initialize = false;
+            let result =
+                me.0.config
+                    .transform(move |mut cfg| {
+                        for (id, guid) in &guids {
+                            if let Some(r) = cfg
+                                .repos
+                                .iter_mut()
+                                .find(|r| &r.id == id && r.guid.is_empty())
+                            {
+                                r.guid = guid.clone();
+                                r.auto_initialize = false;
+                            }
                         }
-                    }
-                    cfg.modno += 1;
-                    Ok(Some(cfg))
-                })
-                .await;
+                        cfg.modno += 1;
+                        Ok(Some(cfg))
+                    })
+                    .await;
             if let Err(e) = result {
                 tracing::error!("saving auto-initialized repos: {e}");
             }
@@ -286,10 +363,21 @@ impl Orchestrator {
     }
 
     /// Computes a recurring task's next run and queues it.
-    async fn schedule_next(&self, task: Task, prio: u32, generation: u64, cfg: &v1::Config, after_run: bool) -> Result<(), TaskError> {
+    async fn schedule_next(
+        &self,
+        task: Task,
+        prio: u32,
+        generation: u64,
+        cfg: &v1::Config,
+        after_run: bool,
+    ) -> Result<(), TaskError> {
         let now = Utc::now();
-        let Some(run_at) = tasks::next_run(self, &task, cfg, now, after_run).await? else { return Ok(()) };
-        self.enqueue(task, prio, run_at, generation, vec![], cfg).await.map(|_| ())
+        let Some(run_at) = tasks::next_run(self, &task, cfg, now, after_run).await? else {
+            return Ok(());
+        };
+        self.enqueue(task, prio, run_at, generation, vec![], cfg)
+            .await
+            .map(|_| ())
     }
 
     /// Queues a one-off task to run now. Returns its operation id (0 when
@@ -300,10 +388,16 @@ impl Orchestrator {
     }
 
     /// Queues a one-off task to run now and returns a receiver for its outcome.
-    pub async fn schedule_and_wait(&self, task: Task, prio: u32) -> Result<(i64, oneshot::Receiver<Outcome>), TaskError> {
+    pub async fn schedule_and_wait(
+        &self,
+        task: Task,
+        prio: u32,
+    ) -> Result<(i64, oneshot::Receiver<Outcome>), TaskError> {
         let (tx, rx) = oneshot::channel();
         let cfg = self.config();
-        let id = self.enqueue(task, prio, Utc::now(), 0, vec![tx], &cfg).await?;
+        let id = self
+            .enqueue(task, prio, Utc::now(), 0, vec![tx], &cfg)
+            .await?;
         Ok((id, rx))
     }
 
@@ -324,7 +418,15 @@ impl Orchestrator {
             let added = self.0.oplog.add(vec![op]).await?;
             op_id = added.first().map(|o| o.id);
         }
-        self.0.sched.lock().unwrap().queue.push(Entry { seq: 0, run_at, priority: prio, task, op_id, generation, waiters });
+        self.0.sched.lock().unwrap().queue.push(Entry {
+            seq: 0,
+            run_at,
+            priority: prio,
+            task,
+            op_id,
+            generation,
+            waiters,
+        });
         self.0.wake.notify_one();
         Ok(op_id.unwrap_or(0))
     }
@@ -342,7 +444,13 @@ impl Orchestrator {
         let cancel = self.0.stopping.child_token();
         let by_user = Arc::new(AtomicBool::new(false));
         if let Some(id) = op_id {
-            self.0.sched.lock().unwrap().running.insert(id, RunningTask { cancel: cancel.clone(), by_user: by_user.clone() });
+            self.0.sched.lock().unwrap().running.insert(
+                id,
+                RunningTask {
+                    cancel: cancel.clone(),
+                    by_user: by_user.clone(),
+                },
+            );
         }
         // Take the repo's turn: a command started while a prune or forget
         // holds restic's exclusive lock would fail (restic 0.14 can't wait
@@ -373,7 +481,8 @@ impl Orchestrator {
             }
         }
         let outcome = if !acquired && repo.is_some() {
-            self.settle_unstarted(op_id, by_user.load(Ordering::SeqCst)).await
+            self.settle_unstarted(op_id, by_user.load(Ordering::SeqCst))
+                .await
         } else {
             self.run_task(&task, op_id, cancel, &by_user).await.1
         };
@@ -393,10 +502,18 @@ impl Orchestrator {
 
     /// Records the end of a run_now task cancelled while it waited for its repo.
     async fn settle_unstarted(&self, op_id: Option<i64>, by_user: bool) -> Outcome {
-        let msg = if by_user { "cancelled by user request before it started" } else { "the server is shutting down; the operation did not start" };
+        let msg = if by_user {
+            "cancelled by user request before it started"
+        } else {
+            "the server is shutting down; the operation did not start"
+        };
         if let Some(id) = op_id {
             if let Ok(Some(mut op)) = self.0.oplog.get(id).await {
-                op.status = if by_user { OperationStatus::StatusUserCancelled } else { OperationStatus::StatusError } as i32;
+                op.status = if by_user {
+                    OperationStatus::StatusUserCancelled
+                } else {
+                    OperationStatus::StatusError
+                } as i32;
                 op.unix_time_end_ms = Utc::now().timestamp_millis();
                 op.display_message = msg.into();
                 let _ = self.0.oplog.update(vec![op]).await;
@@ -412,7 +529,10 @@ impl Orchestrator {
         let (queued, running) = {
             let mut s = self.0.sched.lock().unwrap();
             let queued = s.queue.remove_op(op_id);
-            let running = s.running.get(&op_id).map(|r| (r.cancel.clone(), r.by_user.clone()));
+            let running = s
+                .running
+                .get(&op_id)
+                .map(|r| (r.cancel.clone(), r.by_user.clone()));
             (queued, running)
         };
         if let Some(entry) = queued {
@@ -423,13 +543,16 @@ impl Orchestrator {
                 self.0.oplog.update(vec![op]).await?;
             }
             for w in entry.waiters {
-                let _ = w.send(Outcome::Cancelled("the operation was cancelled before it started".into()));
+                let _ = w.send(Outcome::Cancelled(
+                    "the operation was cancelled before it started".into(),
+                ));
             }
             if entry.task.scheduled {
                 let generation = self.0.sched.lock().unwrap().generation;
                 if entry.generation == generation {
                     let cfg = self.config();
-                    self.schedule_next(entry.task, entry.priority, generation, &cfg, true).await?;
+                    self.schedule_next(entry.task, entry.priority, generation, &cfg, true)
+                        .await?;
                 }
             }
             return Ok(());
@@ -450,7 +573,9 @@ impl Orchestrator {
                 let drained = self.0.sched.lock().unwrap().queue.remove_where(|_| true);
                 for entry in drained {
                     for w in entry.waiters {
-                        let _ = w.send(Outcome::Cancelled("the server is shutting down; the operation did not start".into()));
+                        let _ = w.send(Outcome::Cancelled(
+                            "the server is shutting down; the operation did not start".into(),
+                        ));
                     }
                 }
                 break;
@@ -461,7 +586,9 @@ impl Orchestrator {
                 let mut s = self.0.sched.lock().unwrap();
                 while s.running_count < self.0.max_parallel {
                     let busy = s.busy_repos.clone();
-                    let Some(entry) = s.queue.pop_ready(now, &busy) else { break };
+                    let Some(entry) = s.queue.pop_ready(now, &busy) else {
+                        break;
+                    };
                     if let Some(r) = &entry.task.repo_id {
                         s.busy_repos.insert(r.clone());
                     }
@@ -469,7 +596,13 @@ impl Orchestrator {
                     let cancel = self.0.stopping.child_token();
                     let by_user = Arc::new(AtomicBool::new(false));
                     if let Some(id) = entry.op_id {
-                        s.running.insert(id, RunningTask { cancel: cancel.clone(), by_user: by_user.clone() });
+                        s.running.insert(
+                            id,
+                            RunningTask {
+                                cancel: cancel.clone(),
+                                by_user: by_user.clone(),
+                            },
+                        );
                     }
                     started.push((entry, cancel, by_user));
                 }
@@ -494,7 +627,14 @@ impl Orchestrator {
     }
 
     async fn run_entry(&self, entry: Entry, cancel: CancellationToken, by_user: Arc<AtomicBool>) {
-        let Entry { task, op_id, waiters, generation, priority: prio, .. } = entry;
+        let Entry {
+            task,
+            op_id,
+            waiters,
+            generation,
+            priority: prio,
+            ..
+        } = entry;
         let outcome = self.run_task(&task, op_id, cancel, &by_user).await;
         let (followups, outcome) = outcome;
         {
@@ -511,13 +651,19 @@ impl Orchestrator {
         if !self.0.stopping.is_cancelled() {
             let cfg = self.config();
             for (t, p) in followups {
-                if let Err(e) = self.enqueue(t.clone(), p, Utc::now(), 0, vec![], &cfg).await {
+                if let Err(e) = self
+                    .enqueue(t.clone(), p, Utc::now(), 0, vec![], &cfg)
+                    .await
+                {
                     tracing::warn!("cannot queue {}: {e}", t.name());
                 }
             }
             let current = self.0.sched.lock().unwrap().generation;
             if task.scheduled && generation == current {
-                if let Err(e) = self.schedule_next(task.clone(), prio, generation, &cfg, true).await {
+                if let Err(e) = self
+                    .schedule_next(task.clone(), prio, generation, &cfg, true)
+                    .await
+                {
                     tracing::warn!("cannot schedule the next {}: {e}", task.name());
                 }
             }
@@ -530,12 +676,23 @@ impl Orchestrator {
 
     /// Runs one task and records its operation's lifecycle: INPROGRESS with
     /// a live log, then SUCCESS / WARNING / ERROR / USER_CANCELLED.
-    async fn run_task(&self, task: &Task, op_id: Option<i64>, cancel: CancellationToken, by_user: &AtomicBool) -> (Vec<(Task, u32)>, Outcome) {
+    async fn run_task(
+        &self,
+        task: &Task,
+        op_id: Option<i64>,
+        cancel: CancellationToken,
+        by_user: &AtomicBool,
+    ) -> (Vec<(Task, u32)>, Outcome) {
         let config = self.config();
         let mut op = match op_id {
             Some(id) => match self.0.oplog.get(id).await {
                 Ok(Some(op)) => Some(op),
-                Ok(None) => return (vec![], Outcome::Cancelled(format!("operation {id} was deleted before it ran"))),
+                Ok(None) => {
+                    return (
+                        vec![],
+                        Outcome::Cancelled(format!("operation {id} was deleted before it ran")),
+                    );
+                }
                 Err(e) => return (vec![], Outcome::Failed(format!("operation log: {e}"))),
             },
             None => None,
@@ -570,7 +727,15 @@ impl Orchestrator {
         if let (true, Some(r)) = (changes_snapshots, &task.repo_id) {
             self.mark_index(r, false);
         }
-        let mut ctx = TaskContext { orch: self.clone(), task: task.clone(), op, cancel: cancel.clone(), log: log.clone(), config, followups: vec![] };
+        let mut ctx = TaskContext {
+            orch: self.clone(),
+            task: task.clone(),
+            op,
+            cancel: cancel.clone(),
+            log: log.clone(),
+            config,
+            followups: vec![],
+        };
         let result = tasks::run(&mut ctx).await;
         if let (TaskKind::IndexSnapshots, Some(r), Ok(())) = (&task.kind, &task.repo_id, &result) {
             self.mark_index(r, true);
@@ -584,8 +749,12 @@ impl Orchestrator {
                 }
                 _ => Outcome::Success,
             },
-            Err(e) if user_cancelled => Outcome::Cancelled(format!("{e}\n\nnote: task was cancelled by user request")),
-            Err(e) if interrupted => Outcome::Failed(format!("{e}\n\nnote: task was interrupted by server shutdown")),
+            Err(e) if user_cancelled => {
+                Outcome::Cancelled(format!("{e}\n\nnote: task was cancelled by user request"))
+            }
+            Err(e) if interrupted => Outcome::Failed(format!(
+                "{e}\n\nnote: task was interrupted by server shutdown"
+            )),
             Err(e) => Outcome::Failed(e.to_string()),
         };
         match &outcome {
@@ -615,13 +784,27 @@ impl Orchestrator {
             }
         }
         log.close().await;
-        let followups = if outcome.is_ok() { std::mem::take(&mut ctx.followups) } else { vec![] };
+        let followups = if outcome.is_ok() {
+            std::mem::take(&mut ctx.followups)
+        } else {
+            vec![]
+        };
         (followups, outcome)
     }
 
     /// Operations of this repo and plan, newest start first (for schedules).
-    pub async fn recent_ops(&self, guid: &str, plan_id: &str, instance: &str, n: i64) -> Result<Vec<v1::Operation>, TaskError> {
-        let q = Query::all().repo_guid(guid).plan_id(plan_id).instance_id(instance).last_n(n);
+    pub async fn recent_ops(
+        &self,
+        guid: &str,
+        plan_id: &str,
+        instance: &str,
+        n: i64,
+    ) -> Result<Vec<v1::Operation>, TaskError> {
+        let q = Query::all()
+            .repo_guid(guid)
+            .plan_id(plan_id)
+            .instance_id(instance)
+            .last_n(n);
         let mut ops = self.0.oplog.query(&q).await?;
         ops.sort_by_key(|o| std::cmp::Reverse((o.unix_time_start_ms, o.id)));
         Ok(ops)
@@ -630,7 +813,12 @@ impl Orchestrator {
     /// Whether the snapshot index of `repo_id` can answer ListSnapshots
     /// without asking restic.
     pub fn index_is_current(&self, repo_id: &str) -> bool {
-        self.0.index_fresh.lock().unwrap().get(repo_id).is_some_and(|t| t.elapsed() < INDEX_TRUST)
+        self.0
+            .index_fresh
+            .lock()
+            .unwrap()
+            .get(repo_id)
+            .is_some_and(|t| t.elapsed() < INDEX_TRUST)
     }
 
     fn mark_index(&self, repo_id: &str, fresh: bool) {
@@ -644,10 +832,21 @@ impl Orchestrator {
 
     /// Queued tasks (for tests and diagnostics): (name, op id, run at).
     pub fn queued(&self) -> Vec<(String, Option<i64>, DateTime<Utc>)> {
-        self.0.sched.lock().unwrap().queue.iter().map(|e| (e.task.name(), e.op_id, e.run_at)).collect()
+        self.0
+            .sched
+            .lock()
+            .unwrap()
+            .queue
+            .iter()
+            .map(|e| (e.task.name(), e.op_id, e.run_at))
+            .collect()
     }
 }
 
 fn join_message(err: &str, previous: &str) -> String {
-    if previous.is_empty() { err.to_string() } else { format!("{err}\n\n{previous}") }
+    if previous.is_empty() {
+        err.to_string()
+    } else {
+        format!("{err}\n\n{previous}")
+    }
 }

@@ -54,7 +54,10 @@ impl Queue {
             .filter(|(_, e)| e.run_at <= now)
             .filter(|(_, e)| e.task.repo_id.as_ref().is_none_or(|r| !busy.contains(r)))
             .max_by(|(_, a), (_, b)| {
-                a.priority.cmp(&b.priority).then(b.run_at.cmp(&a.run_at)).then(b.seq.cmp(&a.seq))
+                a.priority
+                    .cmp(&b.priority)
+                    .then(b.run_at.cmp(&a.run_at))
+                    .then(b.seq.cmp(&a.seq))
             })
             .map(|(i, _)| i)?;
         Some(self.entries.swap_remove(idx))
@@ -62,7 +65,11 @@ impl Queue {
 
     /// When the earliest not-yet-due entry becomes due.
     pub fn next_due_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.entries.iter().map(|e| e.run_at).filter(|t| *t > now).min()
+        self.entries
+            .iter()
+            .map(|e| e.run_at)
+            .filter(|t| *t > now)
+            .min()
     }
 
     /// Removes the entry whose pending operation is `op_id`.
@@ -73,14 +80,18 @@ impl Queue {
 
     /// Removes every scheduled (recurring) entry; one-off entries stay.
     pub fn remove_scheduled(&mut self) -> Vec<Entry> {
-        let (gone, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.entries).into_iter().partition(|e| e.task.scheduled);
+        let (gone, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.entries)
+            .into_iter()
+            .partition(|e| e.task.scheduled);
         self.entries = keep;
         gone
     }
 
     /// Removes every entry matching `f`.
     pub fn remove_where(&mut self, f: impl Fn(&Entry) -> bool) -> Vec<Entry> {
-        let (gone, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.entries).into_iter().partition(|e| f(e));
+        let (gone, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.entries)
+            .into_iter()
+            .partition(|e| f(e));
         self.entries = keep;
         gone
     }
@@ -127,7 +138,10 @@ mod tests {
         assert_eq!(q.pop_ready(now, &busy).unwrap().op_id, Some(10));
         // Not yet due.
         assert!(q.pop_ready(now, &busy).is_none());
-        assert_eq!(q.next_due_after(now), Some(Utc.timestamp_opt(1000, 0).unwrap()));
+        assert_eq!(
+            q.next_due_after(now),
+            Some(Utc.timestamp_opt(1000, 0).unwrap())
+        );
     }
 
     #[test]

@@ -22,7 +22,12 @@ pub const NEVER_STARTED: &str = "The server stopped before this operation starte
 /// Returns the repo ids that had a running operation.
 pub async fn recover(oplog: &OpLog) -> anyhow::Result<HashSet<String>> {
     let now = Utc::now().timestamp_millis();
-    let stale = oplog.query_by_status(&[OperationStatus::StatusInprogress, OperationStatus::StatusPending]).await?;
+    let stale = oplog
+        .query_by_status(&[
+            OperationStatus::StatusInprogress,
+            OperationStatus::StatusPending,
+        ])
+        .await?;
     let mut repos = HashSet::new();
     let mut fix = Vec::new();
     let mut drop = Vec::new();
@@ -43,7 +48,10 @@ pub async fn recover(oplog: &OpLog) -> anyhow::Result<HashSet<String>> {
         }
     }
     if !fix.is_empty() {
-        tracing::warn!("{} operations were unfinished when the server last stopped; marked as errors", fix.len());
+        tracing::warn!(
+            "{} operations were unfinished when the server last stopped; marked as errors",
+            fix.len()
+        );
         oplog.update(fix).await?;
     }
     if !drop.is_empty() {
@@ -53,5 +61,9 @@ pub async fn recover(oplog: &OpLog) -> anyhow::Result<HashSet<String>> {
 }
 
 fn join(a: &str, b: &str) -> String {
-    if b.is_empty() { a.to_string() } else { format!("{a}\n\n{b}") }
+    if b.is_empty() {
+        a.to_string()
+    } else {
+        format!("{a}\n\n{b}")
+    }
 }

@@ -88,7 +88,8 @@ pub fn next_run<Tz: TimeZone>(
         None | Some(Kind::Disabled(_)) => return Ok(None),
         Some(kind) => kind,
     };
-    let clock = Clock::try_from(schedule.clock).map_err(|_| format!("unknown clock type: {}", schedule.clock))?;
+    let clock = Clock::try_from(schedule.clock)
+        .map_err(|_| format!("unknown clock type: {}", schedule.clock))?;
     let base = match clock {
         Clock::Default | Clock::Local | Clock::Utc => now,
         Clock::LastRunTime => last_run.unwrap_or(now),
@@ -115,7 +116,12 @@ pub fn next_run<Tz: TimeZone>(
     Ok(Some(next))
 }
 
-fn add_hours(base: DateTime<Utc>, n: i32, hours_per_unit: i64, what: &str) -> Result<DateTime<Utc>, String> {
+fn add_hours(
+    base: DateTime<Utc>,
+    n: i32,
+    hours_per_unit: i64,
+    what: &str,
+) -> Result<DateTime<Utc>, String> {
     if n < 1 {
         return Err(format!("invalid {what}: {n} (must be at least 1)"));
     }
@@ -131,27 +137,41 @@ fn add_hours(base: DateTime<Utc>, n: i32, hours_per_unit: i64, what: &str) -> Re
 /// the day-of-week field (never empty, see `config::cron`) cannot starve it.
 fn has_a_real_date(cron: &Cron) -> bool {
     const DAYS_IN_MONTH: [u16; 12] = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    let last_day = cron.pattern.months.values().into_iter().filter_map(|m| DAYS_IN_MONTH.get(usize::from(m).wrapping_sub(1))).max();
+    let last_day = cron
+        .pattern
+        .months
+        .values()
+        .into_iter()
+        .filter_map(|m| DAYS_IN_MONTH.get(usize::from(m).wrapping_sub(1)))
+        .max();
     let first_day = cron.pattern.days.values().into_iter().min();
     matches!((first_day, last_day), (Some(first), Some(last)) if first <= *last)
 }
 
 fn cron_err(e: croner::errors::CronError) -> String {
     match e {
-        croner::errors::CronError::TimeSearchLimitExceeded => "the expression never fires".to_string(),
+        croner::errors::CronError::TimeSearchLimitExceeded => {
+            "the expression never fires".to_string()
+        }
         other => other.to_string(),
     }
 }
 
 /// The first instant strictly after `base` at which `cron`, read on the wall
 /// clock of `tz`, fires (with the DST rules of the module docs).
-fn next_fire<Tz: TimeZone>(cron: &Cron, base: DateTime<Utc>, tz: &Tz) -> Result<DateTime<Utc>, String> {
+fn next_fire<Tz: TimeZone>(
+    cron: &Cron,
+    base: DateTime<Utc>,
+    tz: &Tz,
+) -> Result<DateTime<Utc>, String> {
     let base_wall = base.with_timezone(tz).naive_local();
     let mut cursor = base_wall - MAX_SHIFT;
     // The best candidate so far and its wall-clock time.
     let mut best: Option<(DateTime<Utc>, NaiveDateTime)> = None;
     loop {
-        let w = cron.find_next_occurrence(&cursor, false).map_err(cron_err)?;
+        let w = cron
+            .find_next_occurrence(&cursor, false)
+            .map_err(cron_err)?;
         if let Some((_, best_wall)) = best
             && w > best_wall + MAX_SHIFT
         {
@@ -168,35 +188,60 @@ fn next_fire<Tz: TimeZone>(cron: &Cron, base: DateTime<Utc>, tz: &Tz) -> Result<
 }
 
 fn offset_secs<Tz: TimeZone>(tz: &Tz, t: DateTime<Utc>) -> i64 {
-    i64::from(tz.offset_from_utc_datetime(&t.naive_utc()).fix().local_minus_utc())
+    i64::from(
+        tz.offset_from_utc_datetime(&t.naive_utc())
+            .fix()
+            .local_minus_utc(),
+    )
 }
 
 /// The real instants at which the wall-clock fire time `w` runs: one
 /// normally, none or one in a gap, one or two in a fold.
-fn instants<Tz: TimeZone>(cron: &Cron, w: NaiveDateTime, tz: &Tz) -> Result<Vec<DateTime<Utc>>, String> {
+fn instants<Tz: TimeZone>(
+    cron: &Cron,
+    w: NaiveDateTime,
+    tz: &Tz,
+) -> Result<Vec<DateTime<Utc>>, String> {
     Ok(match tz.from_local_datetime(&w) {
         LocalResult::Single(t) => vec![t.with_timezone(&Utc)],
         LocalResult::Ambiguous(earlier, later) => {
             let (earlier, later) = (earlier.with_timezone(&Utc), later.with_timezone(&Utc));
-            if has_neighbour(cron, w, later - earlier, tz)? { vec![earlier, later] } else { vec![earlier] }
+            if has_neighbour(cron, w, later - earlier, tz)? {
+                vec![earlier, later]
+            } else {
+                vec![earlier]
+            }
         }
         LocalResult::None => {
             let after = first_instant_after_gap(w, tz)?;
-            let shift = TimeDelta::seconds(offset_secs(tz, after) - offset_secs(tz, after - TimeDelta::seconds(1)));
-            if has_neighbour(cron, w, shift, tz)? { vec![] } else { vec![after] }
+            let shift = TimeDelta::seconds(
+                offset_secs(tz, after) - offset_secs(tz, after - TimeDelta::seconds(1)),
+            );
+            if has_neighbour(cron, w, shift, tz)? {
+                vec![]
+            } else {
+                vec![after]
+            }
         }
     })
 }
 
 /// Whether `cron` fires at an existing wall time other than `w` within
 /// `max(|shift|, MIN_NEIGHBOURHOOD)` of `w`, bounds included.
-fn has_neighbour<Tz: TimeZone>(cron: &Cron, w: NaiveDateTime, shift: TimeDelta, tz: &Tz) -> Result<bool, String> {
+fn has_neighbour<Tz: TimeZone>(
+    cron: &Cron,
+    w: NaiveDateTime,
+    shift: TimeDelta,
+    tz: &Tz,
+) -> Result<bool, String> {
     let radius = shift.abs().max(MIN_NEIGHBOURHOOD);
     let end = w + radius;
     let mut cursor = w - radius;
     let mut inclusive = true;
     loop {
-        let n = cron.find_next_occurrence(&cursor, inclusive).map_err(cron_err)?;
+        let n = cron
+            .find_next_occurrence(&cursor, inclusive)
+            .map_err(cron_err)?;
         if n > end {
             return Ok(false);
         }
@@ -212,15 +257,23 @@ fn has_neighbour<Tz: TimeZone>(cron: &Cron, w: NaiveDateTime, shift: TimeDelta, 
 /// gap: the moment the clock jumped. Found by doubling the step until a wall
 /// time exists, then bisecting to the second (gaps are hours long at most and
 /// months apart, so existence is monotonic over the searched range).
-fn first_instant_after_gap<Tz: TimeZone>(w: NaiveDateTime, tz: &Tz) -> Result<DateTime<Utc>, String> {
+fn first_instant_after_gap<Tz: TimeZone>(
+    w: NaiveDateTime,
+    tz: &Tz,
+) -> Result<DateTime<Utc>, String> {
     const LIMIT_SECS: i64 = 4 * 24 * 3600;
-    let resolve = |secs: i64| tz.from_local_datetime(&(w + TimeDelta::seconds(secs))).earliest();
+    let resolve = |secs: i64| {
+        tz.from_local_datetime(&(w + TimeDelta::seconds(secs)))
+            .earliest()
+    };
     let (mut lo, mut hi) = (0i64, 60i64);
     while resolve(hi).is_none() {
         lo = hi;
         hi *= 2;
         if hi > LIMIT_SECS {
-            return Err(format!("local time {w} falls in a time zone gap longer than 4 days"));
+            return Err(format!(
+                "local time {w} falls in a time zone gap longer than 4 days"
+            ));
         }
     }
     while hi - lo > 1 {
@@ -246,11 +299,16 @@ mod tests {
 
     /// An instant written as RFC 3339 (`Z` or an explicit offset).
     fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap_or_else(|e| panic!("{s}: {e}")).with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(s)
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+            .with_timezone(&Utc)
     }
 
     fn sched(kind: Option<Kind>, clock: Clock) -> v1::Schedule {
-        v1::Schedule { clock: clock as i32, schedule: kind }
+        v1::Schedule {
+            clock: clock as i32,
+            schedule: kind,
+        }
     }
 
     fn cron(expr: &str, clock: Clock) -> v1::Schedule {
@@ -259,7 +317,12 @@ mod tests {
 
     /// Repeatedly asks for the next run, feeding each result back as `now`
     /// (plus one second), and returns the fire instants.
-    fn sequence<Tz: TimeZone>(s: &v1::Schedule, start: &str, tz: &Tz, n: usize) -> Vec<DateTime<Utc>> {
+    fn sequence<Tz: TimeZone>(
+        s: &v1::Schedule,
+        start: &str,
+        tz: &Tz,
+        n: usize,
+    ) -> Vec<DateTime<Utc>> {
         let mut now = at(start);
         let mut out = Vec::new();
         for _ in 0..n {
@@ -279,7 +342,11 @@ mod tests {
     fn never_when_unset_or_disabled() {
         let now = at("2026-01-15T12:00:00Z");
         for clock in CLOCKS {
-            for kind in [None, Some(Kind::Disabled(true)), Some(Kind::Disabled(false))] {
+            for kind in [
+                None,
+                Some(Kind::Disabled(true)),
+                Some(Kind::Disabled(false)),
+            ] {
                 for last in [None, Some(at("2026-01-01T00:00:00Z"))] {
                     let s = sched(kind.clone(), clock);
                     assert_eq!(next_run(&s, last, now, &Los_Angeles), Ok(None), "{s:?}");
@@ -290,7 +357,10 @@ mod tests {
 
     #[test]
     fn unknown_clock_is_an_error() {
-        let s = v1::Schedule { clock: 9, schedule: Some(Kind::MaxFrequencyHours(1)) };
+        let s = v1::Schedule {
+            clock: 9,
+            schedule: Some(Kind::MaxFrequencyHours(1)),
+        };
         let err = next_run(&s, None, at("2026-01-15T12:00:00Z"), &Utc).unwrap_err();
         assert!(err.contains("unknown clock type: 9"), "{err}");
     }
@@ -303,21 +373,59 @@ mod tests {
         // (kind, last_run, expected for DEFAULT/LOCAL/UTC, expected for LAST_RUN_TIME)
         let cases: Vec<(Kind, Option<DateTime<Utc>>, &str, &str)> = vec![
             // Never ran: LAST_RUN_TIME counts from now as well.
-            (Kind::MaxFrequencyDays(1), None, "2026-01-16T12:00:00Z", "2026-01-16T12:00:00Z"),
-            (Kind::MaxFrequencyHours(6), None, "2026-01-15T18:00:00Z", "2026-01-15T18:00:00Z"),
+            (
+                Kind::MaxFrequencyDays(1),
+                None,
+                "2026-01-16T12:00:00Z",
+                "2026-01-16T12:00:00Z",
+            ),
+            (
+                Kind::MaxFrequencyHours(6),
+                None,
+                "2026-01-15T18:00:00Z",
+                "2026-01-15T18:00:00Z",
+            ),
             // Ran 2 h ago: the other clocks ignore it; LAST_RUN_TIME is anchored to it.
-            (Kind::MaxFrequencyDays(2), Some(recent), "2026-01-17T12:00:00Z", "2026-01-17T10:00:00Z"),
-            (Kind::MaxFrequencyHours(6), Some(recent), "2026-01-15T18:00:00Z", "2026-01-15T16:00:00Z"),
+            (
+                Kind::MaxFrequencyDays(2),
+                Some(recent),
+                "2026-01-17T12:00:00Z",
+                "2026-01-17T10:00:00Z",
+            ),
+            (
+                Kind::MaxFrequencyHours(6),
+                Some(recent),
+                "2026-01-15T18:00:00Z",
+                "2026-01-15T16:00:00Z",
+            ),
             // Ran 2 h ago with a 1 h period: already due, so LAST_RUN_TIME says "now".
-            (Kind::MaxFrequencyHours(1), Some(recent), "2026-01-15T13:00:00Z", "2026-01-15T12:00:00Z"),
+            (
+                Kind::MaxFrequencyHours(1),
+                Some(recent),
+                "2026-01-15T13:00:00Z",
+                "2026-01-15T12:00:00Z",
+            ),
             // Last run weeks ago: run now, once.
-            (Kind::MaxFrequencyDays(7), Some(old), "2026-01-22T12:00:00Z", "2026-01-15T12:00:00Z"),
+            (
+                Kind::MaxFrequencyDays(7),
+                Some(old),
+                "2026-01-22T12:00:00Z",
+                "2026-01-15T12:00:00Z",
+            ),
         ];
         for (kind, last, other, last_run_clock) in cases {
             for clock in CLOCKS {
-                let want = if clock == Clock::LastRunTime { last_run_clock } else { other };
+                let want = if clock == Clock::LastRunTime {
+                    last_run_clock
+                } else {
+                    other
+                };
                 let s = sched(Some(kind.clone()), clock);
-                assert_eq!(next_run(&s, last, now, &Los_Angeles), Ok(Some(at(want))), "{kind:?} {clock:?} last={last:?}");
+                assert_eq!(
+                    next_run(&s, last, now, &Los_Angeles),
+                    Ok(Some(at(want))),
+                    "{kind:?} {clock:?} last={last:?}"
+                );
             }
         }
     }
@@ -327,7 +435,9 @@ mod tests {
         // 2026-03-07 12:00 EST; the clocks spring forward overnight, so 24 h
         // later it is 13:00 EDT on the wall clock.
         let s = sched(Some(Kind::MaxFrequencyDays(1)), Clock::Local);
-        let next = next_run(&s, None, at("2026-03-07T12:00:00-05:00"), &New_York).unwrap().unwrap();
+        let next = next_run(&s, None, at("2026-03-07T12:00:00-05:00"), &New_York)
+            .unwrap()
+            .unwrap();
         assert_eq!(next, at("2026-03-08T13:00:00-04:00"));
     }
 
@@ -357,32 +467,96 @@ mod tests {
         // (expr, now, expected with DEFAULT and LOCAL (LA wall clock), expected with UTC)
         let cases = [
             // Winter (PST, -8): local midnight is 08:00Z; UTC midnight is 00:00Z.
-            ("0 0 * * *", "2026-01-15T12:00:00Z", "2026-01-16T08:00:00Z", "2026-01-16T00:00:00Z"),
+            (
+                "0 0 * * *",
+                "2026-01-15T12:00:00Z",
+                "2026-01-16T08:00:00Z",
+                "2026-01-16T00:00:00Z",
+            ),
             // Summer (PDT, -7): local midnight is 07:00Z.
-            ("0 0 * * *", "2026-07-15T12:00:00Z", "2026-07-16T07:00:00Z", "2026-07-16T00:00:00Z"),
+            (
+                "0 0 * * *",
+                "2026-07-15T12:00:00Z",
+                "2026-07-16T07:00:00Z",
+                "2026-07-16T00:00:00Z",
+            ),
             // Every 15 minutes: LA's offset is whole hours, so both agree; strictly after now.
-            ("*/15 * * * *", "2026-01-15T12:07:30Z", "2026-01-15T12:15:00Z", "2026-01-15T12:15:00Z"),
-            ("*/15 * * * *", "2026-01-15T12:15:00Z", "2026-01-15T12:30:00Z", "2026-01-15T12:30:00Z"),
-            ("*/15 * * * *", "2026-01-15T12:14:59.500Z", "2026-01-15T12:15:00Z", "2026-01-15T12:15:00Z"),
+            (
+                "*/15 * * * *",
+                "2026-01-15T12:07:30Z",
+                "2026-01-15T12:15:00Z",
+                "2026-01-15T12:15:00Z",
+            ),
+            (
+                "*/15 * * * *",
+                "2026-01-15T12:15:00Z",
+                "2026-01-15T12:30:00Z",
+                "2026-01-15T12:30:00Z",
+            ),
+            (
+                "*/15 * * * *",
+                "2026-01-15T12:14:59.500Z",
+                "2026-01-15T12:15:00Z",
+                "2026-01-15T12:15:00Z",
+            ),
             // Hours 0,4,8,…: 13:00Z = 06:00 PDT → 08:00 PDT = 15:00Z; in UTC → 16:00Z.
-            ("0 0/4 * * *", "2026-07-15T13:00:00Z", "2026-07-15T15:00:00Z", "2026-07-15T16:00:00Z"),
+            (
+                "0 0/4 * * *",
+                "2026-07-15T13:00:00Z",
+                "2026-07-15T15:00:00Z",
+                "2026-07-15T16:00:00Z",
+            ),
             // Fri 2026-01-16 08:00 PST (16:00Z): local 09:00 is still ahead today;
             // 09:00Z Friday has passed, so UTC waits for Monday.
-            ("0 9 * * MON-FRI", "2026-01-16T16:00:00Z", "2026-01-16T17:00:00Z", "2026-01-19T09:00:00Z"),
+            (
+                "0 9 * * MON-FRI",
+                "2026-01-16T16:00:00Z",
+                "2026-01-16T17:00:00Z",
+                "2026-01-19T09:00:00Z",
+            ),
             // Fri 10:00 PST (18:00Z): both wait for Monday the 19th.
-            ("0 9 * * MON-FRI", "2026-01-16T18:00:00Z", "2026-01-19T17:00:00Z", "2026-01-19T09:00:00Z"),
+            (
+                "0 9 * * MON-FRI",
+                "2026-01-16T18:00:00Z",
+                "2026-01-19T17:00:00Z",
+                "2026-01-19T09:00:00Z",
+            ),
             // Sat 2026-01-17: Monday either way.
-            ("0 9 * * MON-FRI", "2026-01-17T20:00:00Z", "2026-01-19T17:00:00Z", "2026-01-19T09:00:00Z"),
+            (
+                "0 9 * * MON-FRI",
+                "2026-01-17T20:00:00Z",
+                "2026-01-19T17:00:00Z",
+                "2026-01-19T09:00:00Z",
+            ),
             // Monthly. Jan 31 12:00 PST: Feb 1 local midnight (08:00Z) / Feb 1 00:00Z.
-            ("0 0 1 * *", "2026-01-31T20:00:00Z", "2026-02-01T08:00:00Z", "2026-02-01T00:00:00Z"),
+            (
+                "0 0 1 * *",
+                "2026-01-31T20:00:00Z",
+                "2026-02-01T08:00:00Z",
+                "2026-02-01T00:00:00Z",
+            ),
             // Feb 1 04:00Z is still Jan 31 in LA, but February has begun in UTC.
-            ("0 0 1 * *", "2026-02-01T04:00:00Z", "2026-02-01T08:00:00Z", "2026-03-01T00:00:00Z"),
+            (
+                "0 0 1 * *",
+                "2026-02-01T04:00:00Z",
+                "2026-02-01T08:00:00Z",
+                "2026-03-01T00:00:00Z",
+            ),
             // April 1 local midnight is in PDT (07:00Z).
-            ("0 0 1 * *", "2026-03-15T00:00:00Z", "2026-04-01T07:00:00Z", "2026-04-01T00:00:00Z"),
+            (
+                "0 0 1 * *",
+                "2026-03-15T00:00:00Z",
+                "2026-04-01T07:00:00Z",
+                "2026-04-01T00:00:00Z",
+            ),
         ];
         for (expr, now, want_local, want_utc) in cases {
             for clock in [Clock::Default, Clock::Local, Clock::Utc] {
-                let want = if clock == Clock::Utc { want_utc } else { want_local };
+                let want = if clock == Clock::Utc {
+                    want_utc
+                } else {
+                    want_local
+                };
                 // last_run is ignored by these clocks.
                 let last = Some(at("2020-01-01T00:00:00Z"));
                 assert_eq!(
@@ -398,8 +572,12 @@ mod tests {
     fn cron_utc_ignores_a_half_hour_local_offset() {
         // Kolkata is +05:30: local hours start at :30 UTC.
         let now = at("2026-01-15T12:10:00Z");
-        let local = next_run(&cron("0 * * * *", Clock::Local), None, now, &Kolkata).unwrap().unwrap();
-        let utc = next_run(&cron("0 * * * *", Clock::Utc), None, now, &Kolkata).unwrap().unwrap();
+        let local = next_run(&cron("0 * * * *", Clock::Local), None, now, &Kolkata)
+            .unwrap()
+            .unwrap();
+        let utc = next_run(&cron("0 * * * *", Clock::Utc), None, now, &Kolkata)
+            .unwrap()
+            .unwrap();
         assert_eq!(local, at("2026-01-15T12:30:00Z"));
         assert_eq!(utc, at("2026-01-15T13:00:00Z"));
     }
@@ -410,18 +588,53 @@ mod tests {
         // (expr, last_run, now, expected) in Los Angeles.
         let cases = [
             // Never ran: next fire after now (PST midnight = 08:00Z).
-            ("0 0 * * *", None, "2026-01-15T12:00:00Z", "2026-01-16T08:00:00Z"),
+            (
+                "0 0 * * *",
+                None,
+                "2026-01-15T12:00:00Z",
+                "2026-01-16T08:00:00Z",
+            ),
             // Ran at 01:00 PST today; the next midnight is still ahead.
-            ("0 0 * * *", Some("2026-01-15T09:00:00Z"), "2026-01-15T12:00:00Z", "2026-01-16T08:00:00Z"),
+            (
+                "0 0 * * *",
+                Some("2026-01-15T09:00:00Z"),
+                "2026-01-15T12:00:00Z",
+                "2026-01-16T08:00:00Z",
+            ),
             // Ran at 04:30 PDT; the next slot (08:00 PDT = 15:00Z) is after now.
-            ("0 0/4 * * *", Some("2026-07-15T11:30:00Z"), "2026-07-15T12:00:00Z", "2026-07-15T15:00:00Z"),
+            (
+                "0 0/4 * * *",
+                Some("2026-07-15T11:30:00Z"),
+                "2026-07-15T12:00:00Z",
+                "2026-07-15T15:00:00Z",
+            ),
             // Ran at 03:30 PDT; the 04:00 PDT slot (11:00Z) was missed → now.
-            ("0 0/4 * * *", Some("2026-07-15T10:30:00Z"), "2026-07-15T12:00:00Z", "2026-07-15T12:00:00Z"),
+            (
+                "0 0/4 * * *",
+                Some("2026-07-15T10:30:00Z"),
+                "2026-07-15T12:00:00Z",
+                "2026-07-15T12:00:00Z",
+            ),
             // Last run months ago: many missed slots, one run now.
-            ("*/15 * * * *", Some("2025-09-01T00:00:00Z"), "2026-01-15T12:07:00Z", "2026-01-15T12:07:00Z"),
-            ("0 0 1 * *", Some("2025-06-01T07:00:00Z"), "2026-01-15T12:00:00Z", "2026-01-15T12:00:00Z"),
+            (
+                "*/15 * * * *",
+                Some("2025-09-01T00:00:00Z"),
+                "2026-01-15T12:07:00Z",
+                "2026-01-15T12:07:00Z",
+            ),
+            (
+                "0 0 1 * *",
+                Some("2025-06-01T07:00:00Z"),
+                "2026-01-15T12:00:00Z",
+                "2026-01-15T12:00:00Z",
+            ),
             // Ran Friday 09:00 PST; now is Saturday; Monday 09:00 PST is next.
-            ("0 9 * * MON-FRI", Some("2026-01-16T17:00:00Z"), "2026-01-17T12:00:00Z", "2026-01-19T17:00:00Z"),
+            (
+                "0 9 * * MON-FRI",
+                Some("2026-01-16T17:00:00Z"),
+                "2026-01-17T12:00:00Z",
+                "2026-01-19T17:00:00Z",
+            ),
         ];
         for (expr, last, now, want) in cases {
             let last = last.map(at);
@@ -438,8 +651,16 @@ mod tests {
         let now = at("2026-01-15T12:00:00Z");
         let last = Some(at("2025-01-01T00:00:00Z"));
         for clock in [Clock::Default, Clock::Local, Clock::Utc] {
-            for expr in ["0 0 * * *", "*/15 * * * *", "0 0/4 * * *", "0 9 * * MON-FRI", "0 0 1 * *"] {
-                let next = next_run(&cron(expr, clock), last, now, &Los_Angeles).unwrap().unwrap();
+            for expr in [
+                "0 0 * * *",
+                "*/15 * * * *",
+                "0 0/4 * * *",
+                "0 9 * * MON-FRI",
+                "0 0 1 * *",
+            ] {
+                let next = next_run(&cron(expr, clock), last, now, &Los_Angeles)
+                    .unwrap()
+                    .unwrap();
                 assert!(next > now, "{expr} {clock:?}: {next}");
             }
         }
@@ -449,7 +670,16 @@ mod tests {
     fn invalid_cron_is_an_error() {
         let now = at("2026-01-15T12:00:00Z");
         for clock in CLOCKS {
-            for expr in ["bad cron", "", "* * * *", "60 * * * *", "0 0 * * 7", "@daily", "0 0 30 2 *", "0 0 31 4,6,9,11 *"] {
+            for expr in [
+                "bad cron",
+                "",
+                "* * * *",
+                "60 * * * *",
+                "0 0 * * 7",
+                "@daily",
+                "0 0 30 2 *",
+                "0 0 31 4,6,9,11 *",
+            ] {
                 let err = next_run(&cron(expr, clock), None, now, &Los_Angeles).unwrap_err();
                 assert!(err.contains(&format!("{expr:?}")), "{expr}: {err}");
             }
@@ -471,7 +701,11 @@ mod tests {
             ("0 0 30,31 2,4 *", "2026-04-30T00:00:00Z"),
         ];
         for (expr, want) in cases {
-            assert_eq!(next_run(&cron(expr, Clock::Utc), None, now, &Utc), Ok(Some(at(want))), "{expr}");
+            assert_eq!(
+                next_run(&cron(expr, Clock::Utc), None, now, &Utc),
+                Ok(Some(at(want))),
+                "{expr}"
+            );
         }
     }
 
@@ -482,24 +716,64 @@ mod tests {
     #[test]
     fn dst_daily_job_in_the_gap_runs_once_after_it() {
         // New York: 02:30 does not exist on March 8 → 03:00 EDT.
-        let got = sequence(&cron("30 2 * * *", Clock::Local), "2026-03-06T12:00:00Z", &New_York, 4);
-        let want = ["2026-03-07T02:30:00-05:00", "2026-03-08T03:00:00-04:00", "2026-03-09T02:30:00-04:00", "2026-03-10T02:30:00-04:00"];
+        let got = sequence(
+            &cron("30 2 * * *", Clock::Local),
+            "2026-03-06T12:00:00Z",
+            &New_York,
+            4,
+        );
+        let want = [
+            "2026-03-07T02:30:00-05:00",
+            "2026-03-08T03:00:00-04:00",
+            "2026-03-09T02:30:00-04:00",
+            "2026-03-10T02:30:00-04:00",
+        ];
         assert_eq!(got, instants_of(&want));
         // Berlin: 02:30 does not exist on March 29 → 03:00 CEST.
-        let got = sequence(&cron("30 2 * * *", Clock::Default), "2026-03-27T12:00:00Z", &Berlin, 4);
-        let want = ["2026-03-28T02:30:00+01:00", "2026-03-29T03:00:00+02:00", "2026-03-30T02:30:00+02:00", "2026-03-31T02:30:00+02:00"];
+        let got = sequence(
+            &cron("30 2 * * *", Clock::Default),
+            "2026-03-27T12:00:00Z",
+            &Berlin,
+            4,
+        );
+        let want = [
+            "2026-03-28T02:30:00+01:00",
+            "2026-03-29T03:00:00+02:00",
+            "2026-03-30T02:30:00+02:00",
+            "2026-03-31T02:30:00+02:00",
+        ];
         assert_eq!(got, instants_of(&want));
     }
 
     #[test]
     fn dst_daily_job_in_the_fold_runs_once_at_the_first_occurrence() {
         // New York: 01:30 happens at 05:30Z (EDT) and 06:30Z (EST) on Nov 1.
-        let got = sequence(&cron("30 1 * * *", Clock::Local), "2026-10-30T12:00:00Z", &New_York, 4);
-        let want = ["2026-10-31T01:30:00-04:00", "2026-11-01T01:30:00-04:00", "2026-11-02T01:30:00-05:00", "2026-11-03T01:30:00-05:00"];
+        let got = sequence(
+            &cron("30 1 * * *", Clock::Local),
+            "2026-10-30T12:00:00Z",
+            &New_York,
+            4,
+        );
+        let want = [
+            "2026-10-31T01:30:00-04:00",
+            "2026-11-01T01:30:00-04:00",
+            "2026-11-02T01:30:00-05:00",
+            "2026-11-03T01:30:00-05:00",
+        ];
         assert_eq!(got, instants_of(&want));
         // Berlin: 02:30 happens at 00:30Z (CEST) and 01:30Z (CET) on Oct 25.
-        let got = sequence(&cron("30 2 * * *", Clock::Local), "2026-10-23T12:00:00Z", &Berlin, 4);
-        let want = ["2026-10-24T02:30:00+02:00", "2026-10-25T02:30:00+02:00", "2026-10-26T02:30:00+01:00", "2026-10-27T02:30:00+01:00"];
+        let got = sequence(
+            &cron("30 2 * * *", Clock::Local),
+            "2026-10-23T12:00:00Z",
+            &Berlin,
+            4,
+        );
+        let want = [
+            "2026-10-24T02:30:00+02:00",
+            "2026-10-25T02:30:00+02:00",
+            "2026-10-26T02:30:00+01:00",
+            "2026-10-27T02:30:00+01:00",
+        ];
         assert_eq!(got, instants_of(&want));
     }
 
@@ -507,10 +781,20 @@ mod tests {
     fn dst_server_starting_inside_the_fold_does_not_rerun_the_daily_job() {
         // 06:10Z on Nov 1 is 01:10 EST, the second pass through 01:xx; the
         // 01:30 run already had its turn at 05:30Z.
-        let next = next_run(&cron("30 1 * * *", Clock::Local), None, at("2026-11-01T06:10:00Z"), &New_York);
+        let next = next_run(
+            &cron("30 1 * * *", Clock::Local),
+            None,
+            at("2026-11-01T06:10:00Z"),
+            &New_York,
+        );
         assert_eq!(next, Ok(Some(at("2026-11-02T01:30:00-05:00"))));
         // Before the first pass it is the first 01:30.
-        let next = next_run(&cron("30 1 * * *", Clock::Local), None, at("2026-11-01T05:10:00Z"), &New_York);
+        let next = next_run(
+            &cron("30 1 * * *", Clock::Local),
+            None,
+            at("2026-11-01T05:10:00Z"),
+            &New_York,
+        );
         assert_eq!(next, Ok(Some(at("2026-11-01T01:30:00-04:00"))));
     }
 
@@ -519,46 +803,106 @@ mod tests {
         let hourly = cron("0 * * * *", Clock::Local);
         // New York spring: 00:00 EST, 01:00 EST, (02:00 missing), 03:00 EDT — consecutive real hours.
         let got = sequence(&hourly, "2026-03-08T04:30:00Z", &New_York, 4);
-        assert_eq!(got, instants_of(&["2026-03-08T05:00:00Z", "2026-03-08T06:00:00Z", "2026-03-08T07:00:00Z", "2026-03-08T08:00:00Z"]));
+        assert_eq!(
+            got,
+            instants_of(&[
+                "2026-03-08T05:00:00Z",
+                "2026-03-08T06:00:00Z",
+                "2026-03-08T07:00:00Z",
+                "2026-03-08T08:00:00Z"
+            ])
+        );
         // New York fall: 00:00 EDT, 01:00 EDT, 01:00 EST, 02:00 EST — one per real hour.
         let got = sequence(&hourly, "2026-11-01T03:30:00Z", &New_York, 5);
         assert_eq!(
             got,
-            instants_of(&["2026-11-01T04:00:00Z", "2026-11-01T05:00:00Z", "2026-11-01T06:00:00Z", "2026-11-01T07:00:00Z", "2026-11-01T08:00:00Z"])
+            instants_of(&[
+                "2026-11-01T04:00:00Z",
+                "2026-11-01T05:00:00Z",
+                "2026-11-01T06:00:00Z",
+                "2026-11-01T07:00:00Z",
+                "2026-11-01T08:00:00Z"
+            ])
         );
         // Berlin spring: 00:00 CET, 01:00 CET, (02:00 missing), 03:00 CEST.
         let got = sequence(&hourly, "2026-03-28T22:30:00Z", &Berlin, 4);
-        assert_eq!(got, instants_of(&["2026-03-28T23:00:00Z", "2026-03-29T00:00:00Z", "2026-03-29T01:00:00Z", "2026-03-29T02:00:00Z"]));
+        assert_eq!(
+            got,
+            instants_of(&[
+                "2026-03-28T23:00:00Z",
+                "2026-03-29T00:00:00Z",
+                "2026-03-29T01:00:00Z",
+                "2026-03-29T02:00:00Z"
+            ])
+        );
         // Berlin fall: 01:00 CEST, 02:00 CEST, 02:00 CET, 03:00 CET.
         let got = sequence(&hourly, "2026-10-24T22:30:00Z", &Berlin, 5);
         assert_eq!(
             got,
-            instants_of(&["2026-10-24T23:00:00Z", "2026-10-25T00:00:00Z", "2026-10-25T01:00:00Z", "2026-10-25T02:00:00Z", "2026-10-25T03:00:00Z"])
+            instants_of(&[
+                "2026-10-24T23:00:00Z",
+                "2026-10-25T00:00:00Z",
+                "2026-10-25T01:00:00Z",
+                "2026-10-25T02:00:00Z",
+                "2026-10-25T03:00:00Z"
+            ])
         );
         // The same with an hour range instead of `*`.
-        let got = sequence(&cron("0 0-5 * * *", Clock::Local), "2026-11-01T03:30:00Z", &New_York, 4);
-        assert_eq!(got, instants_of(&["2026-11-01T04:00:00Z", "2026-11-01T05:00:00Z", "2026-11-01T06:00:00Z", "2026-11-01T07:00:00Z"]));
+        let got = sequence(
+            &cron("0 0-5 * * *", Clock::Local),
+            "2026-11-01T03:30:00Z",
+            &New_York,
+            4,
+        );
+        assert_eq!(
+            got,
+            instants_of(&[
+                "2026-11-01T04:00:00Z",
+                "2026-11-01T05:00:00Z",
+                "2026-11-01T06:00:00Z",
+                "2026-11-01T07:00:00Z"
+            ])
+        );
     }
 
     #[test]
     fn dst_quarter_hourly_job_follows_real_time() {
         let every15 = cron("*/15 * * * *", Clock::Local);
         let step = |start: &str, n: i32| -> Vec<DateTime<Utc>> {
-            (0..n).map(|i| at(start) + TimeDelta::minutes(15 * i64::from(i))).collect()
+            (0..n)
+                .map(|i| at(start) + TimeDelta::minutes(15 * i64::from(i)))
+                .collect()
         };
         // Through New York's spring gap (01:45 EST is followed by 03:00 EDT) …
-        assert_eq!(sequence(&every15, "2026-03-08T06:00:00Z", &New_York, 8), step("2026-03-08T06:15:00Z", 8));
+        assert_eq!(
+            sequence(&every15, "2026-03-08T06:00:00Z", &New_York, 8),
+            step("2026-03-08T06:15:00Z", 8)
+        );
         // … and through its fall fold (01:00–01:45 twice).
-        assert_eq!(sequence(&every15, "2026-11-01T04:50:00Z", &New_York, 12), step("2026-11-01T05:00:00Z", 12));
+        assert_eq!(
+            sequence(&every15, "2026-11-01T04:50:00Z", &New_York, 12),
+            step("2026-11-01T05:00:00Z", 12)
+        );
         // Berlin, both ways.
-        assert_eq!(sequence(&every15, "2026-03-29T00:00:00Z", &Berlin, 8), step("2026-03-29T00:15:00Z", 8));
-        assert_eq!(sequence(&every15, "2026-10-24T23:50:00Z", &Berlin, 12), step("2026-10-25T00:00:00Z", 12));
+        assert_eq!(
+            sequence(&every15, "2026-03-29T00:00:00Z", &Berlin, 8),
+            step("2026-03-29T00:15:00Z", 8)
+        );
+        assert_eq!(
+            sequence(&every15, "2026-10-24T23:50:00Z", &Berlin, 12),
+            step("2026-10-25T00:00:00Z", 12)
+        );
     }
 
     #[test]
     fn dst_twice_daily_job_keeps_both_slots() {
         // croner alone would drop the 02:00 run on spring-forward day.
-        let got = sequence(&cron("0 2,14 * * *", Clock::Local), "2026-03-06T20:00:00Z", &New_York, 5);
+        let got = sequence(
+            &cron("0 2,14 * * *", Clock::Local),
+            "2026-03-06T20:00:00Z",
+            &New_York,
+            5,
+        );
         let want = [
             "2026-03-07T02:00:00-05:00",
             "2026-03-07T14:00:00-05:00",
@@ -568,7 +912,12 @@ mod tests {
         ];
         assert_eq!(got, instants_of(&want));
         // … and would run twice at 01:00 on fall-back day.
-        let got = sequence(&cron("0 1,13 * * *", Clock::Local), "2026-10-30T20:00:00Z", &New_York, 5);
+        let got = sequence(
+            &cron("0 1,13 * * *", Clock::Local),
+            "2026-10-30T20:00:00Z",
+            &New_York,
+            5,
+        );
         let want = [
             "2026-10-31T01:00:00-04:00",
             "2026-10-31T13:00:00-04:00",
@@ -578,25 +927,68 @@ mod tests {
         ];
         assert_eq!(got, instants_of(&want));
         // Two slots inside the gap collapse into one run at its end.
-        let got = sequence(&cron("0,30 2 * * *", Clock::Local), "2026-03-07T12:00:00Z", &New_York, 3);
-        let want = ["2026-03-08T03:00:00-04:00", "2026-03-09T02:00:00-04:00", "2026-03-09T02:30:00-04:00"];
+        let got = sequence(
+            &cron("0,30 2 * * *", Clock::Local),
+            "2026-03-07T12:00:00Z",
+            &New_York,
+            3,
+        );
+        let want = [
+            "2026-03-08T03:00:00-04:00",
+            "2026-03-09T02:00:00-04:00",
+            "2026-03-09T02:30:00-04:00",
+        ];
         assert_eq!(got, instants_of(&want));
     }
 
     #[test]
     fn dst_weekly_sunday_job_is_not_skipped() {
         // US clocks change on Sundays; 2026-03-01, -08 and -15 are Sundays.
-        let got = sequence(&cron("30 2 * * SUN", Clock::Local), "2026-02-28T12:00:00Z", &New_York, 3);
-        let want = ["2026-03-01T02:30:00-05:00", "2026-03-08T03:00:00-04:00", "2026-03-15T02:30:00-04:00"];
+        let got = sequence(
+            &cron("30 2 * * SUN", Clock::Local),
+            "2026-02-28T12:00:00Z",
+            &New_York,
+            3,
+        );
+        let want = [
+            "2026-03-01T02:30:00-05:00",
+            "2026-03-08T03:00:00-04:00",
+            "2026-03-15T02:30:00-04:00",
+        ];
         assert_eq!(got, instants_of(&want));
     }
 
     #[test]
     fn dst_does_not_move_utc_schedules() {
-        let got = sequence(&cron("0 0 * * *", Clock::Utc), "2026-03-06T12:00:00Z", &New_York, 4);
-        assert_eq!(got, instants_of(&["2026-03-07T00:00:00Z", "2026-03-08T00:00:00Z", "2026-03-09T00:00:00Z", "2026-03-10T00:00:00Z"]));
-        let got = sequence(&cron("30 1 * * *", Clock::Utc), "2026-10-31T12:00:00Z", &New_York, 3);
-        assert_eq!(got, instants_of(&["2026-11-01T01:30:00Z", "2026-11-02T01:30:00Z", "2026-11-03T01:30:00Z"]));
+        let got = sequence(
+            &cron("0 0 * * *", Clock::Utc),
+            "2026-03-06T12:00:00Z",
+            &New_York,
+            4,
+        );
+        assert_eq!(
+            got,
+            instants_of(&[
+                "2026-03-07T00:00:00Z",
+                "2026-03-08T00:00:00Z",
+                "2026-03-09T00:00:00Z",
+                "2026-03-10T00:00:00Z"
+            ])
+        );
+        let got = sequence(
+            &cron("30 1 * * *", Clock::Utc),
+            "2026-10-31T12:00:00Z",
+            &New_York,
+            3,
+        );
+        assert_eq!(
+            got,
+            instants_of(&[
+                "2026-11-01T01:30:00Z",
+                "2026-11-02T01:30:00Z",
+                "2026-11-03T01:30:00Z"
+            ])
+        );
     }
 
     #[test]
@@ -604,10 +996,20 @@ mod tests {
         // Ran Saturday 02:30 EST; now is Sunday 01:00 EST, before the gap:
         // Sunday's 02:30 doesn't exist, so the next run is 03:00 EDT (07:00Z).
         let s = cron("30 2 * * *", Clock::LastRunTime);
-        let next = next_run(&s, Some(at("2026-03-07T07:30:00Z")), at("2026-03-08T06:00:00Z"), &New_York);
+        let next = next_run(
+            &s,
+            Some(at("2026-03-07T07:30:00Z")),
+            at("2026-03-08T06:00:00Z"),
+            &New_York,
+        );
         assert_eq!(next, Ok(Some(at("2026-03-08T07:00:00Z"))));
         // The server was down over that slot: once, now.
-        let next = next_run(&s, Some(at("2026-03-07T07:30:00Z")), at("2026-03-08T09:00:00Z"), &New_York);
+        let next = next_run(
+            &s,
+            Some(at("2026-03-07T07:30:00Z")),
+            at("2026-03-08T09:00:00Z"),
+            &New_York,
+        );
         assert_eq!(next, Ok(Some(at("2026-03-08T09:00:00Z"))));
     }
 
@@ -616,11 +1018,25 @@ mod tests {
         // Lord Howe Island 2026-10-04: 02:00 +10:30 → 02:30 +11 (15:30Z).
         // 02:00 has a neighbour one hour away, so it is dropped rather than
         // moved to 02:30 (which would fire 30 minutes before 03:00).
-        let got = sequence(&cron("0 * * * *", Clock::Local), "2026-10-03T14:00:00Z", &Lord_Howe, 3);
-        let want = ["2026-10-04T01:00:00+10:30", "2026-10-04T03:00:00+11:00", "2026-10-04T04:00:00+11:00"];
+        let got = sequence(
+            &cron("0 * * * *", Clock::Local),
+            "2026-10-03T14:00:00Z",
+            &Lord_Howe,
+            3,
+        );
+        let want = [
+            "2026-10-04T01:00:00+10:30",
+            "2026-10-04T03:00:00+11:00",
+            "2026-10-04T04:00:00+11:00",
+        ];
         assert_eq!(got, instants_of(&want));
         // A daily 02:15 moves to the end of the gap, 02:30 +11.
-        let got = sequence(&cron("15 2 * * *", Clock::Local), "2026-10-02T00:00:00Z", &Lord_Howe, 2);
+        let got = sequence(
+            &cron("15 2 * * *", Clock::Local),
+            "2026-10-02T00:00:00Z",
+            &Lord_Howe,
+            2,
+        );
         let want = ["2026-10-03T02:15:00+10:30", "2026-10-04T02:30:00+11:00"];
         assert_eq!(got, instants_of(&want));
     }

@@ -22,21 +22,36 @@ pub const UNASSOCIATED: &str = "_unassociated_";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TaskKind {
     /// A backup of a plan.
-    Backup { plan_id: String, dry_run: bool },
+    Backup {
+        plan_id: String,
+        dry_run: bool,
+    },
     /// Reconcile the repo's snapshots into index operations (no op of its own).
     IndexSnapshots,
     /// Apply a plan's retention policy.
-    Forget { plan_id: String },
+    Forget {
+        plan_id: String,
+    },
     /// Apply the repo's own forget policy.
     RepoForget,
     /// Forget one snapshot.
-    ForgetSnapshot { plan_id: String, snapshot_id: String },
+    ForgetSnapshot {
+        plan_id: String,
+        snapshot_id: String,
+    },
     Prune,
     Check,
     Stats,
-    Restore { plan_id: String, snapshot_id: String, path: String, target: String },
+    Restore {
+        plan_id: String,
+        snapshot_id: String,
+        path: String,
+        target: String,
+    },
     /// A user's restic command (RunCommand); runs outside the queue.
-    RunCommand { command: String },
+    RunCommand {
+        command: String,
+    },
     /// Delete old operations (no repo, no op).
     CollectGarbage,
 }
@@ -85,7 +100,12 @@ pub struct Task {
 
 impl Task {
     pub fn oneoff(kind: TaskKind, repo_id: &str) -> Task {
-        Task { kind, repo_id: Some(repo_id.to_string()), scheduled: false, flow_id: 0 }
+        Task {
+            kind,
+            repo_id: Some(repo_id.to_string()),
+            scheduled: false,
+            flow_id: 0,
+        }
     }
 
     pub fn in_flow(mut self, flow_id: i64) -> Task {
@@ -98,15 +118,24 @@ impl Task {
         match &self.kind {
             TaskKind::Backup { plan_id, .. } => format!("backup for plan \"{plan_id}\""),
             TaskKind::IndexSnapshots => format!("index snapshots for repo \"{repo}\""),
-            TaskKind::Forget { plan_id } => format!("forget for plan \"{plan_id}\" in repo \"{repo}\""),
+            TaskKind::Forget { plan_id } => {
+                format!("forget for plan \"{plan_id}\" in repo \"{repo}\"")
+            }
             TaskKind::RepoForget => format!("scheduled forget for repo \"{repo}\""),
-            TaskKind::ForgetSnapshot { plan_id, snapshot_id } => {
-                format!("forget snapshot \"{snapshot_id}\" for plan \"{plan_id}\" in repo \"{repo}\"")
+            TaskKind::ForgetSnapshot {
+                plan_id,
+                snapshot_id,
+            } => {
+                format!(
+                    "forget snapshot \"{snapshot_id}\" for plan \"{plan_id}\" in repo \"{repo}\""
+                )
             }
             TaskKind::Prune => format!("prune repo \"{repo}\""),
             TaskKind::Check => format!("check for repo \"{repo}\""),
             TaskKind::Stats => format!("stats for repo \"{repo}\""),
-            TaskKind::Restore { snapshot_id, .. } => format!("restore snapshot \"{snapshot_id}\" in repo \"{repo}\""),
+            TaskKind::Restore { snapshot_id, .. } => {
+                format!("restore snapshot \"{snapshot_id}\" in repo \"{repo}\"")
+            }
             TaskKind::RunCommand { .. } => format!("run command in repo \"{repo}\""),
             TaskKind::CollectGarbage => "collect garbage".into(),
         }

@@ -55,21 +55,33 @@ pub fn shell_split(s: &str) -> Result<Vec<String>, String> {
 }
 
 /// The repo's `flags`, `${VAR}`-expanded and shell-split.
-pub fn repo_flags(repo: &v1::Repo, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<String>, String> {
+pub fn repo_flags(
+    repo: &v1::Repo,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for f in &repo.flags {
-        out.extend(shell_split(&expand_env(f, lookup)).map_err(|e| format!("repo {:?} flag: {e}", repo.id))?);
+        out.extend(
+            shell_split(&expand_env(f, lookup))
+                .map_err(|e| format!("repo {:?} flag: {e}", repo.id))?,
+        );
     }
     Ok(out)
 }
 
 /// `nice`/`ionice` prefix for the repo's command prefix, checking that the
 /// tools exist when a non-default level asks for them.
-pub fn command_prefix(repo: &v1::Repo, which: &dyn Fn(&str) -> bool) -> Result<Vec<String>, String> {
+pub fn command_prefix(
+    repo: &v1::Repo,
+    which: &dyn Fn(&str) -> bool,
+) -> Result<Vec<String>, String> {
     use v1::command_prefix::{CpuNiceLevel, IoNiceLevel};
-    let Some(p) = &repo.command_prefix else { return Ok(vec![]) };
+    let Some(p) = &repo.command_prefix else {
+        return Ok(vec![]);
+    };
     let mut out = Vec::new();
-    let cpu: &[&str] = match CpuNiceLevel::try_from(p.cpu_nice).unwrap_or(CpuNiceLevel::CpuDefault) {
+    let cpu: &[&str] = match CpuNiceLevel::try_from(p.cpu_nice).unwrap_or(CpuNiceLevel::CpuDefault)
+    {
         CpuNiceLevel::CpuDefault => &[],
         CpuNiceLevel::CpuHigh => &["nice", "-n", "-10"],
         CpuNiceLevel::CpuLow => &["nice", "-n", "10"],
@@ -88,7 +100,9 @@ pub fn command_prefix(repo: &v1::Repo, which: &dyn Fn(&str) -> bool) -> Result<V
     };
     if !io.is_empty() {
         if !which("ionice") {
-            return Err("ionice is not available on this machine, so io_nice cannot be used".into());
+            return Err(
+                "ionice is not available on this machine, so io_nice cannot be used".into(),
+            );
         }
         out.extend(io.iter().map(|s| s.to_string()));
     }
@@ -103,9 +117,13 @@ pub fn on_path(name: &str) -> bool {
 pub fn find_on_path(name: &str) -> Option<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| {
-        std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
-    })
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| {
+            std::fs::metadata(p)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
 }
 
 #[cfg(test)]
@@ -132,29 +150,59 @@ mod tests {
         let repo = v1::Repo {
             uri: "${HOME}/r".into(),
             password: "pw".into(),
-            env: vec!["RESTIC_PASSWORD=${PW}".into(), "AWS_KEY=k=v".into(), "junk".into()],
+            env: vec![
+                "RESTIC_PASSWORD=${PW}".into(),
+                "AWS_KEY=k=v".into(),
+                "junk".into(),
+            ],
             ..Default::default()
         };
         let env = repo_env(&repo, &lookup);
-        let get = |k: &str| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| {
+            env.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
         assert_eq!(get("RESTIC_PASSWORD"), Some("s3cret"));
         assert_eq!(get("RESTIC_PASSWORD_FILE"), Some(""));
         assert_eq!(get("AWS_KEY"), Some("k=v"));
         assert_eq!(get("RESTIC_REPOSITORY"), Some("/home/u/r"));
-        assert_eq!(env.iter().filter(|(k, _)| k == "RESTIC_PASSWORD").count(), 1);
+        assert_eq!(
+            env.iter().filter(|(k, _)| k == "RESTIC_PASSWORD").count(),
+            1
+        );
     }
 
     #[test]
     fn flags_and_prefix() {
         let repo = v1::Repo {
-            flags: vec!["--limit-upload 100".into(), "--option=sftp.args='-i /k'".into()],
-            command_prefix: Some(v1::CommandPrefix { io_nice: 3, cpu_nice: 2 }),
+            flags: vec![
+                "--limit-upload 100".into(),
+                "--option=sftp.args='-i /k'".into(),
+            ],
+            command_prefix: Some(v1::CommandPrefix {
+                io_nice: 3,
+                cpu_nice: 2,
+            }),
             ..Default::default()
         };
-        assert_eq!(repo_flags(&repo, &lookup).unwrap(), vec!["--limit-upload", "100", "--option=sftp.args=-i /k"]);
-        assert_eq!(command_prefix(&repo, &|_| true).unwrap(), vec!["nice", "-n", "10", "ionice", "-c", "3"]);
-        assert!(command_prefix(&repo, &|t| t != "ionice").unwrap_err().contains("ionice"));
-        let bad = v1::Repo { flags: vec!["--x 'open".into()], ..Default::default() };
+        assert_eq!(
+            repo_flags(&repo, &lookup).unwrap(),
+            vec!["--limit-upload", "100", "--option=sftp.args=-i /k"]
+        );
+        assert_eq!(
+            command_prefix(&repo, &|_| true).unwrap(),
+            vec!["nice", "-n", "10", "ionice", "-c", "3"]
+        );
+        assert!(
+            command_prefix(&repo, &|t| t != "ionice")
+                .unwrap_err()
+                .contains("ionice")
+        );
+        let bad = v1::Repo {
+            flags: vec!["--x 'open".into()],
+            ..Default::default()
+        };
         assert!(repo_flags(&bad, &lookup).is_err());
     }
 }

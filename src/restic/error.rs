@@ -42,7 +42,12 @@ pub const OUTPUT_LIMIT: usize = 1000;
 
 impl ResticError {
     pub fn new(kind: ErrorKind, command: &str, exit_code: Option<i32>, output: &str) -> Self {
-        ResticError { kind, command: shorten_command(command), exit_code, output: trim_output(output) }
+        ResticError {
+            kind,
+            command: shorten_command(command),
+            exit_code,
+            output: trim_output(output),
+        }
     }
 
     /// Classifies a failed run from its exit code and output.
@@ -54,10 +59,14 @@ impl ResticError {
             Some(12) => ErrorKind::WrongPassword,
             Some(130) => ErrorKind::Cancelled,
             _ if lower.contains("wrong password or no key found") => ErrorKind::WrongPassword,
-            _ if lower.contains("is there a repository at the following location?") => ErrorKind::RepoNotFound,
+            _ if lower.contains("is there a repository at the following location?") => {
+                ErrorKind::RepoNotFound
+            }
             _ if lower.contains("repository does not exist") => ErrorKind::RepoNotFound,
             _ if lower.contains("repository is already locked") => ErrorKind::RepoLocked,
-            _ if lower.contains("config file already exists") || lower.contains("already initialized") => {
+            _ if lower.contains("config file already exists")
+                || lower.contains("already initialized") =>
+            {
                 ErrorKind::AlreadyInitialized
             }
             _ if lower.contains("host key verification failed")
@@ -73,14 +82,22 @@ impl ResticError {
     /// What a person should do about it, when we know.
     pub fn hint(&self) -> Option<&'static str> {
         match self.kind {
-            ErrorKind::WrongPassword => Some("check the repository's password (and RESTIC_PASSWORD* entries in its env)"),
-            ErrorKind::RepoNotFound => Some("check the repository URI, or add the repository again to initialize it"),
+            ErrorKind::WrongPassword => {
+                Some("check the repository's password (and RESTIC_PASSWORD* entries in its env)")
+            }
+            ErrorKind::RepoNotFound => {
+                Some("check the repository URI, or add the repository again to initialize it")
+            }
             ErrorKind::RepoLocked => Some(
                 "another restic process holds a lock on this repository; if none is running, \
                  run the Unlock task (or enable auto-unlock for the repo)",
             ),
-            ErrorKind::HostKeyUntrusted => Some("the SFTP host's key is not trusted yet: add it to known_hosts"),
-            ErrorKind::Spawn => Some("check that restic is installed, or pass its path with -restic-cmd"),
+            ErrorKind::HostKeyUntrusted => {
+                Some("the SFTP host's key is not trusted yet: add it to known_hosts")
+            }
+            ErrorKind::Spawn => {
+                Some("check that restic is installed, or pass its path with -restic-cmd")
+            }
             _ => None,
         }
     }
@@ -143,27 +160,55 @@ mod tests {
     #[test]
     fn classifies_restic_0_14_messages() {
         let c = |out: &str| ResticError::classify("restic x", Some(1), out).kind;
-        assert_eq!(c("Fatal: wrong password or no key found\n"), ErrorKind::WrongPassword);
         assert_eq!(
-            c("Fatal: unable to open config file: stat /r/config: no such file or directory\nIs there a repository at the following location?\n/r"),
+            c("Fatal: wrong password or no key found\n"),
+            ErrorKind::WrongPassword
+        );
+        assert_eq!(
+            c(
+                "Fatal: unable to open config file: stat /r/config: no such file or directory\nIs there a repository at the following location?\n/r"
+            ),
             ErrorKind::RepoNotFound
         );
         assert_eq!(
-            c("unable to create lock in backend: repository is already locked exclusively by PID 1 on vm by root"),
+            c(
+                "unable to create lock in backend: repository is already locked exclusively by PID 1 on vm by root"
+            ),
             ErrorKind::RepoLocked
         );
-        assert_eq!(c("Fatal: create repository at /r failed: config file already exists"), ErrorKind::AlreadyInitialized);
-        assert_eq!(c("Host key verification failed."), ErrorKind::HostKeyUntrusted);
+        assert_eq!(
+            c("Fatal: create repository at /r failed: config file already exists"),
+            ErrorKind::AlreadyInitialized
+        );
+        assert_eq!(
+            c("Host key verification failed."),
+            ErrorKind::HostKeyUntrusted
+        );
         assert_eq!(c("something else"), ErrorKind::Failed);
-        assert_eq!(ResticError::classify("r", Some(10), "").kind, ErrorKind::RepoNotFound);
-        assert_eq!(ResticError::classify("r", Some(12), "").kind, ErrorKind::WrongPassword);
+        assert_eq!(
+            ResticError::classify("r", Some(10), "").kind,
+            ErrorKind::RepoNotFound
+        );
+        assert_eq!(
+            ResticError::classify("r", Some(12), "").kind,
+            ErrorKind::WrongPassword
+        );
     }
 
     #[test]
     fn message_carries_restics_words_and_a_hint() {
-        let e = ResticError::classify("restic snapshots --json", Some(1), "\nFatal: wrong password or no key found\n\n");
+        let e = ResticError::classify(
+            "restic snapshots --json",
+            Some(1),
+            "\nFatal: wrong password or no key found\n\n",
+        );
         let s = e.to_string();
-        assert!(s.starts_with("command \"restic snapshots --json\" failed: exit code 1: Fatal: wrong password"), "{s}");
+        assert!(
+            s.starts_with(
+                "command \"restic snapshots --json\" failed: exit code 1: Fatal: wrong password"
+            ),
+            "{s}"
+        );
         assert!(s.contains("check the repository's password"));
     }
 
@@ -173,6 +218,9 @@ mod tests {
         let e = ResticError::classify(&"c".repeat(300), Some(1), &out);
         assert!(e.output.starts_with("... 4000 bytes truncated ...\n"));
         assert_eq!(e.command.len(), 103);
-        assert_eq!(trim_output("[0:00] 100.00%  5 / 5 snapshots\nreal line"), "real line");
+        assert_eq!(
+            trim_output("[0:00] 100.00%  5 / 5 snapshots\nreal line"),
+            "real line"
+        );
     }
 }

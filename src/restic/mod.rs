@@ -84,15 +84,28 @@ impl Restic {
 
     /// Runs `restic version` and parses it.
     pub async fn probe(bin: &Path) -> Result<Version, String> {
-        let inv = process::Invocation { program: bin.to_path_buf(), args: vec!["version".into()], ..Default::default() };
+        let inv = process::Invocation {
+            program: bin.to_path_buf(),
+            args: vec!["version".into()],
+            ..Default::default()
+        };
         let (exit, out, combined) = process::run_collect(&inv, &CancellationToken::new())
             .await
             .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
         if !exit.success() {
-            return Err(format!("`{} version` failed: {}", bin.display(), combined.trim()));
+            return Err(format!(
+                "`{} version` failed: {}",
+                bin.display(),
+                combined.trim()
+            ));
         }
-        Version::parse_output(&out)
-            .ok_or_else(|| format!("cannot read the version of {} from {:?}", bin.display(), out.trim()))
+        Version::parse_output(&out).ok_or_else(|| {
+            format!(
+                "cannot read the version of {} from {:?}",
+                bin.display(),
+                out.trim()
+            )
+        })
     }
 
     pub fn supports(&self, f: Feature) -> bool {
@@ -101,6 +114,10 @@ impl Restic {
 
     /// Text for operations and errors when a feature is missing.
     pub fn lacks(&self, f: Feature, what: &str) -> String {
-        format!("{what} needs restic {} or newer; this server runs restic {}", f.since(), self.version)
+        format!(
+            "{what} needs restic {} or newer; this server runs restic {}",
+            f.since(),
+            self.version
+        )
     }
 }

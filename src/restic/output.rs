@@ -85,10 +85,22 @@ impl BackupErrorLine {
         match (op, errno) {
             (Some(op), Some(n)) => {
                 let text = std::io::Error::from_raw_os_error(n as i32).to_string();
-                let text = text.split(" (os error").next().unwrap_or(&text).to_lowercase();
+                let text = text
+                    .split(" (os error")
+                    .next()
+                    .unwrap_or(&text)
+                    .to_lowercase();
                 format!("{op} {}: {text}", self.item)
             }
-            _ => format!("could not read {} during {}", self.item, if self.during.is_empty() { "backup" } else { &self.during }),
+            _ => format!(
+                "could not read {} during {}",
+                self.item,
+                if self.during.is_empty() {
+                    "backup"
+                } else {
+                    &self.during
+                }
+            ),
         }
     }
 }
@@ -150,7 +162,9 @@ impl Snapshot {
 }
 
 pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 /// A group of `restic forget --json`.
@@ -243,14 +257,18 @@ mod tests {
             r#"{"message_type":"status","percent_done":0.014,"total_files":300,"files_done":2,"total_bytes":3978012,"bytes_done":56538,"current_files":["/a","/b"]}"#,
         )
         .unwrap();
-        let BackupEvent::Status(s) = status else { panic!() };
+        let BackupEvent::Status(s) = status else {
+            panic!()
+        };
         assert_eq!(s.files_done, 2);
         assert_eq!(s.current_files, vec!["/a", "/b"]);
         let summary: BackupEvent = serde_json::from_str(
             r#"{"message_type":"summary","files_new":300,"files_changed":0,"files_unmodified":0,"dirs_new":103,"dirs_changed":0,"dirs_unmodified":0,"data_blobs":300,"tree_blobs":104,"data_added":4120365,"total_files_processed":300,"total_bytes_processed":3978012,"total_duration":0.445744714,"snapshot_id":"3569f76b"}"#,
         )
         .unwrap();
-        let BackupEvent::Summary(s) = summary else { panic!() };
+        let BackupEvent::Summary(s) = summary else {
+            panic!()
+        };
         assert_eq!(s.snapshot_id.as_deref(), Some("3569f76b"));
         assert_eq!(s.data_added, 4120365);
         let err: BackupEvent = serde_json::from_str(
@@ -259,13 +277,20 @@ mod tests {
         .unwrap();
         let BackupEvent::Error(e) = err else { panic!() };
         assert_eq!(e.message(), "open /t/u.txt: permission denied");
-        let e2: BackupErrorLine = serde_json::from_str(r#"{"error":{},"during":"scan","item":"/t/d"}"#).unwrap();
+        let e2: BackupErrorLine =
+            serde_json::from_str(r#"{"error":{},"during":"scan","item":"/t/d"}"#).unwrap();
         assert_eq!(e2.message(), "could not read /t/d during scan");
-        let e3: BackupErrorLine = serde_json::from_str(r#"{"error":{"message":"boom"},"item":"/x"}"#).unwrap();
+        let e3: BackupErrorLine =
+            serde_json::from_str(r#"{"error":{"message":"boom"},"item":"/x"}"#).unwrap();
         assert_eq!(e3.message(), "boom");
         // 0.14's scan_finished line claims to be a status.
-        let sf: BackupEvent = serde_json::from_str(r#"{"message_type":"status","action":"scan_finished","item":"","duration":0.2}"#).unwrap();
-        let BackupEvent::Status(sf) = sf else { panic!() };
+        let sf: BackupEvent = serde_json::from_str(
+            r#"{"message_type":"status","action":"scan_finished","item":"","duration":0.2}"#,
+        )
+        .unwrap();
+        let BackupEvent::Status(sf) = sf else {
+            panic!()
+        };
         assert_eq!(sf.action.as_deref(), Some("scan_finished"));
     }
 
@@ -283,16 +308,26 @@ mod tests {
         assert!(snaps[0].summary.is_none());
         let groups: Vec<ForgetGroup> = parse_json_output(r#"[{"tags":null,"host":"vm","paths":["/s"],"keep":[{"id":"a"}],"remove":null,"reasons":[]}]"#).unwrap();
         assert!(groups[0].remove.is_none());
-        let stats: Stats = parse_json_output(r#"{"total_size":10,"total_file_count":2,"total_blob_count":3,"snapshots_count":1}"#).unwrap();
+        let stats: Stats = parse_json_output(
+            r#"{"total_size":10,"total_file_count":2,"total_blob_count":3,"snapshots_count":1}"#,
+        )
+        .unwrap();
         assert_eq!(stats.total_blob_count, 3);
         assert!(parse_json_output::<Stats>("not json\nstill not").is_err());
     }
 
     #[test]
     fn ls_lines_old_and_new() {
-        let old: LsLine = serde_json::from_str(r#"{"name":"f","type":"file","path":"/s/f","size":5,"struct_type":"node"}"#).unwrap();
-        let new: LsLine = serde_json::from_str(r#"{"name":"f","type":"file","path":"/s/f","size":5,"message_type":"node"}"#).unwrap();
-        let snap: LsLine = serde_json::from_str(r#"{"time":"x","struct_type":"snapshot","id":"abc"}"#).unwrap();
+        let old: LsLine = serde_json::from_str(
+            r#"{"name":"f","type":"file","path":"/s/f","size":5,"struct_type":"node"}"#,
+        )
+        .unwrap();
+        let new: LsLine = serde_json::from_str(
+            r#"{"name":"f","type":"file","path":"/s/f","size":5,"message_type":"node"}"#,
+        )
+        .unwrap();
+        let snap: LsLine =
+            serde_json::from_str(r#"{"time":"x","struct_type":"snapshot","id":"abc"}"#).unwrap();
         assert!(old.is_node() && new.is_node() && !snap.is_node());
     }
 }

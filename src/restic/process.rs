@@ -36,7 +36,11 @@ impl Invocation {
         let mut parts: Vec<String> = self.prefix.clone();
         parts.push(self.program.display().to_string());
         parts.extend(self.args.iter().map(|a| {
-            if a.is_empty() || a.contains(' ') { format!("{a:?}") } else { a.clone() }
+            if a.is_empty() || a.contains(' ') {
+                format!("{a:?}")
+            } else {
+                a.clone()
+            }
         }));
         parts.join(" ")
     }
@@ -56,7 +60,9 @@ impl Invocation {
         if let Some(d) = &self.cwd {
             cmd.current_dir(d);
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         // Own process group: signals reach restic and anything it starts
         // (ssh, rclone), and a Ctrl-C on the server's terminal doesn't.
         cmd.process_group(0);
@@ -101,7 +107,11 @@ impl Exit {
 
 /// Runs `inv`, calling `on_line` for every output line (stdout and stderr
 /// interleaved as they arrive). Stops the process group on `cancel`.
-pub async fn run<F>(inv: &Invocation, cancel: &CancellationToken, mut on_line: F) -> std::io::Result<Exit>
+pub async fn run<F>(
+    inv: &Invocation,
+    cancel: &CancellationToken,
+    mut on_line: F,
+) -> std::io::Result<Exit>
 where
     F: FnMut(Source, &str),
 {
@@ -151,7 +161,9 @@ where
                 if let Some(pid) = pid {
                     signal_group(pid, libc::SIGKILL);
                 }
-                while let Ok(Some((src, text))) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
+                while let Ok(Some((src, text))) =
+                    tokio::time::timeout(Duration::from_secs(1), rx.recv()).await
+                {
                     on_line(src, &text);
                 }
                 break;
@@ -160,11 +172,17 @@ where
     }
     t1.abort();
     t2.abort();
-    Ok(Exit { code: status.code(), cancelled })
+    Ok(Exit {
+        code: status.code(),
+        cancelled,
+    })
 }
 
 /// Runs `inv` and collects its output: (exit, stdout, combined output).
-pub async fn run_collect(inv: &Invocation, cancel: &CancellationToken) -> std::io::Result<(Exit, String, String)> {
+pub async fn run_collect(
+    inv: &Invocation,
+    cancel: &CancellationToken,
+) -> std::io::Result<(Exit, String, String)> {
     let mut stdout = String::new();
     let mut combined = String::new();
     let exit = run(inv, cancel, |src, line| {
@@ -188,7 +206,11 @@ fn signal_group(pid: i32, sig: i32) {
     }
 }
 
-async fn pump<R: AsyncRead + Unpin>(r: R, src: Source, tx: tokio::sync::mpsc::Sender<(Source, String)>) {
+async fn pump<R: AsyncRead + Unpin>(
+    r: R,
+    src: Source,
+    tx: tokio::sync::mpsc::Sender<(Source, String)>,
+) {
     let mut reader = BufReader::with_capacity(64 * 1024, r);
     let mut buf = Vec::new();
     loop {
@@ -216,15 +238,21 @@ mod tests {
     use super::*;
 
     fn sh(script: &str) -> Invocation {
-        Invocation { program: "/bin/sh".into(), args: vec!["-c".into(), script.into()], ..Default::default() }
+        Invocation {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            ..Default::default()
+        }
     }
 
     #[tokio::test]
     async fn streams_both_outputs_and_exit_code() {
         let mut seen = vec![];
-        let exit = run(&sh("echo out1; echo err1 >&2; echo out2; exit 3"), &CancellationToken::new(), |s, l| {
-            seen.push((s, l.to_string()))
-        })
+        let exit = run(
+            &sh("echo out1; echo err1 >&2; echo out2; exit 3"),
+            &CancellationToken::new(),
+            |s, l| seen.push((s, l.to_string())),
+        )
         .await
         .unwrap();
         assert_eq!(exit.code, Some(3));
@@ -263,13 +291,24 @@ mod tests {
         .await
         .unwrap();
         assert!(exit.cancelled);
-        assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "took {:?}",
+            started.elapsed()
+        );
         assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "cleaned");
     }
 
     #[tokio::test]
     async fn missing_binary_is_an_error() {
-        let inv = Invocation { program: "/nonexistent/restic".into(), ..Default::default() };
-        assert!(run(&inv, &CancellationToken::new(), |_, _| {}).await.is_err());
+        let inv = Invocation {
+            program: "/nonexistent/restic".into(),
+            ..Default::default()
+        };
+        assert!(
+            run(&inv, &CancellationToken::new(), |_, _| {})
+                .await
+                .is_err()
+        );
     }
 }

@@ -9,7 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::env;
 use super::error::{ErrorKind, ResticError};
-use super::output::{self, BackupEvent, BackupSummary, ForgetGroup, LsLine, RepoConfig, Snapshot, Stats};
+use super::output::{
+    self, BackupEvent, BackupSummary, ForgetGroup, LsLine, RepoConfig, Snapshot, Stats,
+};
 use super::process::{self, Exit, Invocation, Source};
 use super::{Feature, Restic};
 use crate::pb::v1;
@@ -58,7 +60,13 @@ impl RepoClient {
         let env = env::repo_env(&repo, &lookup);
         let flags = env::repo_flags(&repo, &lookup)?;
         let prefix = env::command_prefix(&repo, &env::on_path)?;
-        Ok(RepoClient { restic, repo, env, flags, prefix })
+        Ok(RepoClient {
+            restic,
+            repo,
+            env,
+            flags,
+            prefix,
+        })
     }
 
     /// `[prefix] restic <args> <repo flags> <per_call>`.
@@ -99,7 +107,9 @@ impl RepoClient {
         let exit = process::run(inv, cancel, |src, line| {
             log(&format!("[restic] {line}"));
             // Keep text for error messages; JSON progress lines are noise there.
-            if !(src == Source::Stdout && line.starts_with("{\"message_type\":\"status\"")) && captured.len() < 64 * 1024 {
+            if !(src == Source::Stdout && line.starts_with("{\"message_type\":\"status\""))
+                && captured.len() < 64 * 1024
+            {
                 captured.push_str(line);
                 captured.push('\n');
             }
@@ -108,7 +118,12 @@ impl RepoClient {
         .await
         .map_err(|e| ResticError::new(ErrorKind::Spawn, &display, None, &e.to_string()))?;
         if exit.cancelled {
-            return Err(ResticError::new(ErrorKind::Cancelled, &display, exit.code, ""));
+            return Err(ResticError::new(
+                ErrorKind::Cancelled,
+                &display,
+                exit.code,
+                "",
+            ));
         }
         Ok((exit, captured))
     }
@@ -138,19 +153,32 @@ impl RepoClient {
     }
 
     fn bad_output(&self, args: &[&str], msg: String) -> ResticError {
-        ResticError::new(ErrorKind::BadOutput, &self.invocation(args, vec![]).display(), Some(0), &msg)
+        ResticError::new(
+            ErrorKind::BadOutput,
+            &self.invocation(args, vec![]).display(),
+            Some(0),
+            &msg,
+        )
     }
 
     /// `restic cat config`: the repository's id. Fails with RepoNotFound when
     /// nothing is there.
-    pub async fn cat_config(&self, cancel: &CancellationToken, log: LogSink<'_>) -> Result<RepoConfig, ResticError> {
+    pub async fn cat_config(
+        &self,
+        cancel: &CancellationToken,
+        log: LogSink<'_>,
+    ) -> Result<RepoConfig, ResticError> {
         let args = ["cat", "config", "--no-lock"];
         let out = self.run_stdout(&args, vec![], cancel, log).await?;
         output::parse_json_output::<RepoConfig>(&out).map_err(|e| self.bad_output(&args, e))
     }
 
     /// Whether a repository exists at the URI (other failures are errors).
-    pub async fn exists(&self, cancel: &CancellationToken, log: LogSink<'_>) -> Result<bool, ResticError> {
+    pub async fn exists(
+        &self,
+        cancel: &CancellationToken,
+        log: LogSink<'_>,
+    ) -> Result<bool, ResticError> {
         match self.cat_config(cancel, log).await {
             Ok(_) => Ok(true),
             Err(e) if e.kind == ErrorKind::RepoNotFound => Ok(false),
@@ -159,8 +187,16 @@ impl RepoClient {
     }
 
     /// `restic init`, then `cat config` for the new repository's id.
-    pub async fn init(&self, cancel: &CancellationToken, log: LogSink<'_>) -> Result<RepoConfig, ResticError> {
-        let args: &[&str] = if self.restic.supports(Feature::InitJson) { &["init", "--json"] } else { &["init"] };
+    pub async fn init(
+        &self,
+        cancel: &CancellationToken,
+        log: LogSink<'_>,
+    ) -> Result<RepoConfig, ResticError> {
+        let args: &[&str] = if self.restic.supports(Feature::InitJson) {
+            &["init", "--json"]
+        } else {
+            &["init"]
+        };
         self.run_stdout(args, vec![], cancel, &mut *log).await?;
         self.cat_config(cancel, log).await
     }
@@ -174,9 +210,12 @@ impl RepoClient {
         log: LogSink<'_>,
     ) -> Result<Vec<Snapshot>, ResticError> {
         let args = ["snapshots", "--json", "--no-lock"];
-        let per_call = tag_filter.map(|t| vec!["--tag".to_string(), t.to_string()]).unwrap_or_default();
+        let per_call = tag_filter
+            .map(|t| vec!["--tag".to_string(), t.to_string()])
+            .unwrap_or_default();
         let out = self.run_stdout(&args, per_call, cancel, log).await?;
-        let mut snaps: Vec<Snapshot> = output::parse_json_output(&out).map_err(|e| self.bad_output(&args, e))?;
+        let mut snaps: Vec<Snapshot> =
+            output::parse_json_output(&out).map_err(|e| self.bad_output(&args, e))?;
         snaps.sort_by_key(|s| s.unix_time_ms());
         Ok(snaps)
     }
@@ -237,24 +276,38 @@ impl RepoClient {
             return Err(e);
         }
         let summary = summary.ok_or_else(|| {
-            ResticError::new(ErrorKind::BadOutput, &inv.display(), exit.code, "restic printed no backup summary")
+            ResticError::new(
+                ErrorKind::BadOutput,
+                &inv.display(),
+                exit.code,
+                "restic printed no backup summary",
+            )
         })?;
         Ok(BackupResult { summary, partial })
     }
 
     /// Resolves a (possibly short) snapshot id to the full 64-character id.
-    pub async fn resolve_snapshot_id(&self, short: &str, cancel: &CancellationToken) -> Result<String, ResticError> {
+    pub async fn resolve_snapshot_id(
+        &self,
+        short: &str,
+        cancel: &CancellationToken,
+    ) -> Result<String, ResticError> {
         if short.len() == 64 {
             return Ok(short.to_string());
         }
         let args = ["snapshots", "--json", "--no-lock", short];
-        let out = self.run_stdout(&args, vec![], cancel, &mut discard()).await?;
-        let snaps: Vec<Snapshot> = output::parse_json_output(&out).map_err(|e| self.bad_output(&args, e))?;
+        let out = self
+            .run_stdout(&args, vec![], cancel, &mut discard())
+            .await?;
+        let snaps: Vec<Snapshot> =
+            output::parse_json_output(&out).map_err(|e| self.bad_output(&args, e))?;
         snaps
             .into_iter()
             .find(|s| s.id.starts_with(short))
             .map(|s| s.id)
-            .ok_or_else(|| self.bad_output(&args, format!("snapshot {short} not found after backup")))
+            .ok_or_else(|| {
+                self.bad_output(&args, format!("snapshot {short} not found after backup"))
+            })
     }
 
     /// `restic forget --json` with keep flags (from a retention policy).
@@ -272,25 +325,47 @@ impl RepoClient {
             return Ok(vec![]);
         }
         // `forget --prune` appends text after the JSON line: parse line one.
-        let first = out.lines().find(|l| l.trim_start().starts_with('[')).unwrap_or("[]");
+        let first = out
+            .lines()
+            .find(|l| l.trim_start().starts_with('['))
+            .unwrap_or("[]");
         output::parse_json_output(first).map_err(|e| self.bad_output(&args, e))
     }
 
     /// `restic forget <ids>`.
-    pub async fn forget_snapshots(&self, ids: &[String], cancel: &CancellationToken, log: LogSink<'_>) -> Result<(), ResticError> {
+    pub async fn forget_snapshots(
+        &self,
+        ids: &[String],
+        cancel: &CancellationToken,
+        log: LogSink<'_>,
+    ) -> Result<(), ResticError> {
         let mut args: Vec<&str> = vec!["forget"];
         args.extend(ids.iter().map(String::as_str));
-        self.run_stdout(&args, vec![], cancel, log).await.map(|_| ())
+        self.run_stdout(&args, vec![], cancel, log)
+            .await
+            .map(|_| ())
     }
 
     /// `restic prune`; returns its text output.
-    pub async fn prune(&self, max_unused: Option<String>, cancel: &CancellationToken, log: LogSink<'_>) -> Result<String, ResticError> {
-        let per_call = max_unused.map(|m| vec!["--max-unused".to_string(), m]).unwrap_or_default();
+    pub async fn prune(
+        &self,
+        max_unused: Option<String>,
+        cancel: &CancellationToken,
+        log: LogSink<'_>,
+    ) -> Result<String, ResticError> {
+        let per_call = max_unused
+            .map(|m| vec!["--max-unused".to_string(), m])
+            .unwrap_or_default();
         self.run_stdout(&["prune"], per_call, cancel, log).await
     }
 
     /// `restic check`, optionally reading a percentage of the data.
-    pub async fn check(&self, read_data_percent: Option<f64>, cancel: &CancellationToken, log: LogSink<'_>) -> Result<String, ResticError> {
+    pub async fn check(
+        &self,
+        read_data_percent: Option<f64>,
+        cancel: &CancellationToken,
+        log: LogSink<'_>,
+    ) -> Result<String, ResticError> {
         let per_call = read_data_percent
             .filter(|p| *p > 0.0)
             .map(|p| vec![format!("--read-data-subset={}%", trim_float(p))])
@@ -299,21 +374,38 @@ impl RepoClient {
     }
 
     /// `restic stats --json --mode=raw-data`.
-    pub async fn stats(&self, cancel: &CancellationToken, log: LogSink<'_>) -> Result<Stats, ResticError> {
+    pub async fn stats(
+        &self,
+        cancel: &CancellationToken,
+        log: LogSink<'_>,
+    ) -> Result<Stats, ResticError> {
         let args = ["stats", "--json", "--mode=raw-data", "--no-lock"];
         let out = self.run_stdout(&args, vec![], cancel, log).await?;
         output::parse_json_output(&out).map_err(|e| self.bad_output(&args, e))
     }
 
     /// `restic unlock` (stale locks only).
-    pub async fn unlock(&self, cancel: &CancellationToken, log: LogSink<'_>) -> Result<(), ResticError> {
-        self.run_stdout(&["unlock"], vec![], cancel, log).await.map(|_| ())
+    pub async fn unlock(
+        &self,
+        cancel: &CancellationToken,
+        log: LogSink<'_>,
+    ) -> Result<(), ResticError> {
+        self.run_stdout(&["unlock"], vec![], cancel, log)
+            .await
+            .map(|_| ())
     }
 
     /// `restic ls --json <snapshot> <path>`: the nodes listed.
-    pub async fn ls(&self, snapshot: &str, path: &str, cancel: &CancellationToken) -> Result<Vec<LsLine>, ResticError> {
+    pub async fn ls(
+        &self,
+        snapshot: &str,
+        path: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<LsLine>, ResticError> {
         let args = ["ls", "--json", "--no-lock", snapshot, path];
-        let out = self.run_stdout(&args, vec![], cancel, &mut discard()).await?;
+        let out = self
+            .run_stdout(&args, vec![], cancel, &mut discard())
+            .await?;
         let mut nodes = Vec::new();
         for line in out.lines().filter(|l| !l.trim().is_empty()) {
             let parsed: LsLine = serde_json::from_str(line)
@@ -349,13 +441,23 @@ impl RepoClient {
                 None => ("/", path),
             };
             args.push(format!("{snapshot}:{dir}"));
-            per_call = vec!["--target".into(), target.into(), "--include".into(), format!("/{base}")];
+            per_call = vec![
+                "--target".into(),
+                target.into(),
+                "--include".into(),
+                format!("/{base}"),
+            ];
         } else {
             args.push(snapshot.into());
             per_call = if path.is_empty() || path == "/" {
                 vec!["--target".into(), target.into()]
             } else {
-                vec!["--target".into(), target.into(), "--include".into(), path.into()]
+                vec![
+                    "--target".into(),
+                    target.into(),
+                    "--include".into(),
+                    path.into(),
+                ]
             };
         }
         let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -369,7 +471,12 @@ impl RepoClient {
     }
 
     /// Runs user-given restic arguments (RunCommand). Output goes to `log`.
-    pub async fn run_command(&self, user_args: &[String], cancel: &CancellationToken, log: LogSink<'_>) -> Result<(), ResticError> {
+    pub async fn run_command(
+        &self,
+        user_args: &[String],
+        cancel: &CancellationToken,
+        log: LogSink<'_>,
+    ) -> Result<(), ResticError> {
         let args: Vec<&str> = user_args.iter().map(String::as_str).collect();
         let inv = self.invocation(&args, vec![]);
         let (exit, captured) = self.exec(&inv, cancel, log, |_, _| {}).await?;

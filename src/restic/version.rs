@@ -30,7 +30,11 @@ impl Version {
         let s = s.trim().trim_start_matches('v');
         let core = s.split(['-', '+', ' ']).next()?;
         let mut parts = core.split('.').map(|p| p.parse::<u32>());
-        let v = Version(parts.next()?.ok()?, parts.next()?.ok()?, parts.next().unwrap_or(Ok(0)).ok()?);
+        let v = Version(
+            parts.next()?.ok()?,
+            parts.next()?.ok()?,
+            parts.next().unwrap_or(Ok(0)).ok()?,
+        );
         Some(v)
     }
 }
@@ -76,7 +80,9 @@ impl Feature {
     pub fn since(self) -> Version {
         match self {
             Feature::FullSnapshotIdInSummary | Feature::InitJson => Version(0, 15, 0),
-            Feature::RestoreProgress | Feature::RestoreSubfolder | Feature::RetryLock => Version(0, 16, 0),
+            Feature::RestoreProgress | Feature::RestoreSubfolder | Feature::RetryLock => {
+                Version(0, 16, 0)
+            }
             Feature::SftpArgs => Version(0, 16, 1),
             Feature::SkipIfUnchanged
             | Feature::SpecificExitCodes
@@ -103,7 +109,9 @@ mod tests {
             Some(Version(0, 14, 0))
         );
         assert_eq!(
-            Version::parse_output(r#"{"message_type":"version","version":"0.19.1","go_version":"go1.25"}"#),
+            Version::parse_output(
+                r#"{"message_type":"version","version":"0.19.1","go_version":"go1.25"}"#
+            ),
             Some(Version(0, 19, 1))
         );
         assert_eq!(Version::parse("v0.17.3-dev"), Some(Version(0, 17, 3)));

@@ -33,12 +33,22 @@ pub struct ServerBuilder {
 impl ServerBuilder {
     pub fn new() -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
-        ServerBuilder { dir: tmp.path().to_path_buf(), tmp: Some(tmp), args: vec![], env: vec![] }
+        ServerBuilder {
+            dir: tmp.path().to_path_buf(),
+            tmp: Some(tmp),
+            args: vec![],
+            env: vec![],
+        }
     }
 
     /// Reuse an existing directory (for restart tests); the caller keeps it alive.
     pub fn in_dir(dir: &Path) -> Self {
-        ServerBuilder { dir: dir.to_path_buf(), tmp: None, args: vec![], env: vec![] }
+        ServerBuilder {
+            dir: dir.to_path_buf(),
+            tmp: None,
+            args: vec![],
+            env: vec![],
+        }
     }
 
     pub fn arg(mut self, a: &str) -> Self {
@@ -53,7 +63,10 @@ impl ServerBuilder {
 
     pub fn start(self) -> Server {
         let dir = self.dir;
-        let stderr_path = dir.join(format!("server-{}.log", std::process::id() as u128 * 1000 + rand_suffix()));
+        let stderr_path = dir.join(format!(
+            "server-{}.log",
+            std::process::id() as u128 * 1000 + rand_suffix()
+        ));
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut cmd = Command::new(BIN);
         cmd.arg("-data-dir")
@@ -85,15 +98,27 @@ impl ServerBuilder {
             Ok(a) => a,
             Err(_) => {
                 let _ = child.kill();
-                panic!("server did not start; stderr:\n{}", std::fs::read_to_string(&stderr_path).unwrap_or_default());
+                panic!(
+                    "server did not start; stderr:\n{}",
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                );
             }
         };
-        Server { child: Some(child), base, dir, _tmp: self.tmp, stderr_path }
+        Server {
+            child: Some(child),
+            base,
+            dir,
+            _tmp: self.tmp,
+            stderr_path,
+        }
     }
 }
 
 fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u128
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u128
 }
 
 impl Server {
@@ -151,11 +176,18 @@ impl Drop for Server {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
 }
 
 /// A unary JSON call: (HTTP status, parsed JSON body).
-pub async fn call_json(s: &Server, procedure: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+pub async fn call_json(
+    s: &Server,
+    procedure: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
     let resp = client()
         .post(s.url(procedure))
         .header("content-type", "application/json")
@@ -168,7 +200,8 @@ pub async fn call_json(s: &Server, procedure: &str, body: serde_json::Value) -> 
     let v = if bytes.is_empty() {
         serde_json::Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("non-JSON body ({e}): {}", String::from_utf8_lossy(&bytes)))
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("non-JSON body ({e}): {}", String::from_utf8_lossy(&bytes)))
     };
     (status, v)
 }
@@ -195,7 +228,11 @@ pub async fn call_proto<Req: Message, Resp: Message + Default>(
         .await
         .unwrap();
     let status = resp.status().as_u16();
-    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
     let bytes = resp.bytes().await.unwrap();
     if status == 200 {
         assert_eq!(ct, "application/proto");
@@ -220,7 +257,11 @@ pub enum Frame {
 
 impl StreamReader {
     pub async fn open(s: &Server, procedure: &str, json: bool, payload: Vec<u8>) -> StreamReader {
-        let ct = if json { "application/connect+json" } else { "application/connect+proto" };
+        let ct = if json {
+            "application/connect+json"
+        } else {
+            "application/connect+proto"
+        };
         let resp = client()
             .post(s.url(procedure))
             .header("content-type", ct)
@@ -231,7 +272,11 @@ impl StreamReader {
             .unwrap();
         assert_eq!(resp.status().as_u16(), 200);
         let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
-        StreamReader { body: resp.bytes_stream().boxed(), decoder: StreamDecoder::default(), content_type }
+        StreamReader {
+            body: resp.bytes_stream().boxed(),
+            decoder: StreamDecoder::default(),
+            content_type,
+        }
     }
 
     /// Next frame, or None when the body ends; panics after `timeout`.
@@ -263,11 +308,15 @@ pub async fn read_log(s: &Server, logref: &str) -> String {
     loop {
         match stream.next(Duration::from_secs(30)).await {
             Some(Frame::Message(m)) => {
-                let chunk: backrest_rs::pb::types::BytesValue = serde_json::from_slice(&m).expect("BytesValue JSON");
+                let chunk: backrest_rs::pb::types::BytesValue =
+                    serde_json::from_slice(&m).expect("BytesValue JSON");
                 bytes.extend_from_slice(&chunk.value);
             }
             Some(Frame::End(v)) => {
-                assert!(v.get("error").is_none(), "GetLogs({logref}) ended with an error: {v}");
+                assert!(
+                    v.get("error").is_none(),
+                    "GetLogs({logref}) ended with an error: {v}"
+                );
                 break;
             }
             None => panic!("GetLogs({logref}) ended without end-of-stream"),

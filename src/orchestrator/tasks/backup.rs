@@ -17,7 +17,8 @@ use crate::restic::{Feature, env};
 const MAX_RECORDED_ERRORS: usize = 20;
 
 pub const PARTIAL_MESSAGE: &str = "Partial backup, some files may not have been read completely.";
-pub const SKIPPED_MESSAGE: &str = "No snapshot added, possibly due to no changes in the source data.";
+pub const SKIPPED_MESSAGE: &str =
+    "No snapshot added, possibly due to no changes in the source data.";
 pub const DRY_RUN_MESSAGE: &str = "Dry run backup, not saved in repo";
 
 #[derive(Default)]
@@ -30,7 +31,10 @@ pub async fn run(ctx: &mut TaskContext, plan_id: &str, dry_run: bool) -> Result<
     let plan = ctx.plan(plan_id)?;
     let client = ctx.client()?;
     let instance = ctx.config.instance.clone();
-    ctx.op_mut().op = Some(Op::OperationBackup(v1::OperationBackup { dry_run, ..Default::default() }));
+    ctx.op_mut().op = Some(Op::OperationBackup(v1::OperationBackup {
+        dry_run,
+        ..Default::default()
+    }));
     super::auto_unlock(ctx, &client).await?;
 
     // Every path must exist: restic 0.14 silently skips missing ones.
@@ -38,7 +42,9 @@ pub async fn run(ctx: &mut TaskContext, plan_id: &str, dry_run: bool) -> Result<
     for p in &plan.paths {
         let abs = std::path::Path::new(p);
         if !abs.is_absolute() {
-            return Err(TaskError(format!("path {p:?} is not absolute: plans must use absolute paths")));
+            return Err(TaskError(format!(
+                "path {p:?} is not absolute: plans must use absolute paths"
+            )));
         }
         if let Err(e) = tokio::fs::symlink_metadata(abs).await {
             return Err(TaskError(format!("path {p} does not exist: {e}")));
@@ -47,13 +53,16 @@ pub async fn run(ctx: &mut TaskContext, plan_id: &str, dry_run: bool) -> Result<
     }
     let mut extra_flags = Vec::new();
     for f in &plan.backup_flags {
-        extra_flags.extend(env::shell_split(f).map_err(|e| TaskError(format!("backup_flags: {e}")))?);
+        extra_flags
+            .extend(env::shell_split(f).map_err(|e| TaskError(format!("backup_flags: {e}")))?);
     }
 
     // The newest snapshot of this plan (made by this instance) is the parent.
     let mut sink = ctx.sink();
     let tag_filter = format!("plan:{},created-by:{}", plan.id, instance);
-    let previous = client.snapshots(Some(&tag_filter), &ctx.cancel, &mut sink).await?;
+    let previous = client
+        .snapshots(Some(&tag_filter), &ctx.cancel, &mut sink)
+        .await?;
     let parent = previous.last().cloned();
 
     let native_skip = plan.skip_if_unchanged && client.restic.supports(Feature::SkipIfUnchanged);
@@ -64,14 +73,23 @@ pub async fn run(ctx: &mut TaskContext, plan_id: &str, dry_run: bool) -> Result<
         paths,
         excludes: plan.excludes.clone(),
         iexcludes: plan.iexcludes.clone(),
-        tags: vec![format!("plan:{}", plan.id), format!("created-by:{instance}")],
+        tags: vec![
+            format!("plan:{}", plan.id),
+            format!("created-by:{instance}"),
+        ],
         parent: parent.as_ref().map(|s| s.id.clone()),
         extra_flags,
         dry_run,
     };
 
     // Progress goes into a shared record that a saver persists at most once a second.
-    let progress = Arc::new(Mutex::new(Progress { backup: v1::OperationBackup { dry_run, ..Default::default() }, dirty: false }));
+    let progress = Arc::new(Mutex::new(Progress {
+        backup: v1::OperationBackup {
+            dry_run,
+            ..Default::default()
+        },
+        dirty: false,
+    }));
     let saver = spawn_saver(ctx, progress.clone());
     let p2 = progress.clone();
     let result = client
@@ -79,18 +97,29 @@ pub async fn run(ctx: &mut TaskContext, plan_id: &str, dry_run: bool) -> Result<
             let mut p = p2.lock().unwrap();
             match ev {
                 BackupEvent::Status(s) if s.action.is_none() => {
-                    let previous = match p.backup.last_status.as_ref().and_then(|e| e.entry.as_ref()) {
-                        Some(v1::backup_progress_entry::Entry::Status(st)) => st.current_file.clone(),
-                        _ => vec![],
-                    };
+                    let previous =
+                        match p.backup.last_status.as_ref().and_then(|e| e.entry.as_ref()) {
+                            Some(v1::backup_progress_entry::Entry::Status(st)) => {
+                                st.current_file.clone()
+                            }
+                            _ => vec![],
+                        };
                     p.backup.last_status = Some(v1::BackupProgressEntry {
-                        entry: Some(v1::backup_progress_entry::Entry::Status(convert::status_entry(s, &previous))),
+                        entry: Some(v1::backup_progress_entry::Entry::Status(
+                            convert::status_entry(s, &previous),
+                        )),
                     });
                     p.dirty = true;
                 }
                 BackupEvent::Error(e) => {
-                    if p.backup.errors.len() <= MAX_RECORDED_ERRORS && !p.backup.errors.iter().any(|x| x.item == e.item) {
-                        p.backup.errors.push(v1::BackupProgressError { item: e.item.clone(), during: e.during.clone(), message: e.message() });
+                    if p.backup.errors.len() <= MAX_RECORDED_ERRORS
+                        && !p.backup.errors.iter().any(|x| x.item == e.item)
+                    {
+                        p.backup.errors.push(v1::BackupProgressError {
+                            item: e.item.clone(),
+                            during: e.during.clone(),
+                            message: e.message(),
+                        });
                         p.dirty = true;
                     }
                 }
@@ -120,16 +149,29 @@ pub async fn run(ctx: &mut TaskContext, plan_id: &str, dry_run: bool) -> Result<
     let mut skipped = false;
     if plan.skip_if_unchanged && !native_skip && !dry_run && !snapshot_id.is_empty() {
         if let Some(parent) = &parent {
-            let unchanged = summary.files_new + summary.files_changed + summary.dirs_new + summary.dirs_changed == 0;
+            let unchanged =
+                summary.files_new + summary.files_changed + summary.dirs_new + summary.dirs_changed
+                    == 0;
             if unchanged {
-                let snaps = client.snapshots(Some(&tag_filter), &ctx.cancel, &mut sink).await?;
-                let new_tree = snaps.iter().find(|s| s.id == snapshot_id).map(|s| s.tree.clone());
+                let snaps = client
+                    .snapshots(Some(&tag_filter), &ctx.cancel, &mut sink)
+                    .await?;
+                let new_tree = snaps
+                    .iter()
+                    .find(|s| s.id == snapshot_id)
+                    .map(|s| s.tree.clone());
                 if new_tree.as_deref() == Some(parent.tree.as_str()) {
                     ctx.log.line(&format!(
                         "snapshot {snapshot_id} has the same tree as {}: forgetting it (skip_if_unchanged; restic {} has no --skip-if-unchanged)",
                         parent.id, client.restic.version
                     ));
-                    client.forget_snapshots(std::slice::from_ref(&snapshot_id), &ctx.cancel, &mut sink).await?;
+                    client
+                        .forget_snapshots(
+                            std::slice::from_ref(&snapshot_id),
+                            &ctx.cancel,
+                            &mut sink,
+                        )
+                        .await?;
                     snapshot_id.clear();
                     skipped = true;
                 }
@@ -143,7 +185,9 @@ pub async fn run(ctx: &mut TaskContext, plan_id: &str, dry_run: bool) -> Result<
     let op = ctx.op_mut();
     if let Some(Op::OperationBackup(b)) = op.op.as_mut() {
         b.last_status = Some(v1::BackupProgressEntry {
-            entry: Some(v1::backup_progress_entry::Entry::Summary(convert::summary_entry(&summary, &snapshot_id))),
+            entry: Some(v1::backup_progress_entry::Entry::Summary(
+                convert::summary_entry(&summary, &snapshot_id),
+            )),
         });
     }
     op.snapshot_id = snapshot_id.clone();
@@ -164,13 +208,34 @@ pub async fn run(ctx: &mut TaskContext, plan_id: &str, dry_run: bool) -> Result<
         let flow = op.flow_id;
         let repo_id = ctx.repo_id().to_string();
         let repo = ctx.repo()?;
-        let repo_forget_scheduled =
-            crate::config::validate::schedule_enabled(repo.forget_policy.as_ref().and_then(|f| f.schedule.as_ref()));
-        let keep_all = matches!(plan.retention.as_ref().and_then(|r| r.policy.as_ref()), Some(v1::retention_policy::Policy::PolicyKeepAll(_)));
-        if plan.retention.as_ref().is_some_and(|r| r.policy.is_some()) && !keep_all && !repo_forget_scheduled {
-            ctx.followup(Task::oneoff(TaskKind::Forget { plan_id: plan.id.clone() }, &repo_id).in_flow(flow), priority::FORGET);
+        let repo_forget_scheduled = crate::config::validate::schedule_enabled(
+            repo.forget_policy
+                .as_ref()
+                .and_then(|f| f.schedule.as_ref()),
+        );
+        let keep_all = matches!(
+            plan.retention.as_ref().and_then(|r| r.policy.as_ref()),
+            Some(v1::retention_policy::Policy::PolicyKeepAll(_))
+        );
+        if plan.retention.as_ref().is_some_and(|r| r.policy.is_some())
+            && !keep_all
+            && !repo_forget_scheduled
+        {
+            ctx.followup(
+                Task::oneoff(
+                    TaskKind::Forget {
+                        plan_id: plan.id.clone(),
+                    },
+                    &repo_id,
+                )
+                .in_flow(flow),
+                priority::FORGET,
+            );
         }
-        ctx.followup(Task::oneoff(TaskKind::IndexSnapshots, &repo_id), priority::INDEX_SNAPSHOTS);
+        ctx.followup(
+            Task::oneoff(TaskKind::IndexSnapshots, &repo_id),
+            priority::INDEX_SNAPSHOTS,
+        );
     }
     Ok(())
 }

@@ -8,7 +8,10 @@ pub async fn run(ctx: &mut TaskContext) -> Result<(), TaskError> {
     let client = ctx.client()?;
     let repo = ctx.repo()?;
     let (out, logref) = super::output_log(ctx).await?;
-    ctx.op_mut().op = Some(Op::OperationCheck(v1::OperationCheck { output: String::new(), output_logref: logref }));
+    ctx.op_mut().op = Some(Op::OperationCheck(v1::OperationCheck {
+        output: String::new(),
+        output_logref: logref,
+    }));
     ctx.save_op().await?;
     super::auto_unlock(ctx, &client).await?;
     let percent = match repo.check_policy.as_ref().and_then(|p| p.mode.as_ref()) {

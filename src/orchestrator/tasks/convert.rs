@@ -11,7 +11,11 @@ pub fn status_entry(s: &BackupStatus, previous_files: &[String]) -> v1::BackupPr
         files_done: s.files_done as i64,
         bytes_done: s.bytes_done as i64,
         // restic omits current_files between files; keep showing the last ones.
-        current_file: if s.current_files.is_empty() { previous_files.to_vec() } else { s.current_files.clone() },
+        current_file: if s.current_files.is_empty() {
+            previous_files.to_vec()
+        } else {
+            s.current_files.clone()
+        },
     }
 }
 
@@ -35,7 +39,10 @@ pub fn summary_entry(s: &BackupSummary, snapshot_id: &str) -> v1::BackupProgress
 
 /// A snapshot as the API shows it. `backup_summary` fills in statistics
 /// restic < 0.17 doesn't keep in the snapshot (from our own backup record).
-pub fn snapshot(s: &Snapshot, backup_summary: Option<&v1::BackupProgressSummary>) -> v1::ResticSnapshot {
+pub fn snapshot(
+    s: &Snapshot,
+    backup_summary: Option<&v1::BackupProgressSummary>,
+) -> v1::ResticSnapshot {
     let summary = match (&s.summary, backup_summary) {
         (Some(sum), _) => {
             let start = crate::restic::output::parse_rfc3339_ms(&sum.backup_start);

@@ -13,16 +13,30 @@ pub async fn run_plan(ctx: &mut TaskContext, plan_id: &str) -> Result<(), TaskEr
     let instance = ctx.config.instance.clone();
     let tags = format!("plan:{},created-by:{instance}", plan.id);
     let Some(retention) = plan.retention.clone() else {
-        return Err(TaskError(format!("plan \"{plan_id}\" has no retention policy")));
+        return Err(TaskError(format!(
+            "plan \"{plan_id}\" has no retention policy"
+        )));
     };
-    apply(ctx, retention, vec!["--tag".into(), tags, "--group-by".into(), String::new()]).await
+    apply(
+        ctx,
+        retention,
+        vec!["--tag".into(), tags, "--group-by".into(), String::new()],
+    )
+    .await
 }
 
 /// The repo-level forget policy (each tag set retained independently).
 pub async fn run_repo(ctx: &mut TaskContext) -> Result<(), TaskError> {
     let repo = ctx.repo()?;
-    let Some(retention) = repo.forget_policy.as_ref().and_then(|f| f.retention.clone()) else {
-        return Err(TaskError(format!("repo \"{}\" has no forget policy configured", repo.id)));
+    let Some(retention) = repo
+        .forget_policy
+        .as_ref()
+        .and_then(|f| f.retention.clone())
+    else {
+        return Err(TaskError(format!(
+            "repo \"{}\" has no forget policy configured",
+            repo.id
+        )));
     };
     apply(ctx, retention, vec!["--group-by".into(), "tags".into()]).await?;
     if super::stats::followup_due(ctx).await? {
@@ -32,20 +46,35 @@ pub async fn run_repo(ctx: &mut TaskContext) -> Result<(), TaskError> {
     Ok(())
 }
 
-async fn apply(ctx: &mut TaskContext, retention: v1::RetentionPolicy, per_call: Vec<String>) -> Result<(), TaskError> {
+async fn apply(
+    ctx: &mut TaskContext,
+    retention: v1::RetentionPolicy,
+    per_call: Vec<String>,
+) -> Result<(), TaskError> {
     let client = ctx.client()?;
-    ctx.op_mut().op = Some(Op::OperationForget(v1::OperationForget { forget: vec![], policy: Some(retention.clone()) }));
+    ctx.op_mut().op = Some(Op::OperationForget(v1::OperationForget {
+        forget: vec![],
+        policy: Some(retention.clone()),
+    }));
     let flags = keep_flags(&retention).map_err(|e| TaskError(format!("forget: {e}")))?;
     if flags.is_empty() {
         // Keep-all (Backrest crashes here): nothing to forget.
-        ctx.log.line("retention keeps every snapshot: nothing to forget");
-        ctx.op_mut().display_message = "retention policy keeps all snapshots; nothing was forgotten".into();
+        ctx.log
+            .line("retention keeps every snapshot: nothing to forget");
+        ctx.op_mut().display_message =
+            "retention policy keeps all snapshots; nothing was forgotten".into();
         return Ok(());
     }
     super::auto_unlock(ctx, &client).await?;
     let mut sink = ctx.sink();
-    let groups = client.forget(flags, per_call, &ctx.cancel, &mut sink).await.map_err(|e| TaskError(format!("forget: {e}")))?;
-    let removed: Vec<_> = groups.iter().flat_map(|g| g.remove.clone().unwrap_or_default()).collect();
+    let groups = client
+        .forget(flags, per_call, &ctx.cancel, &mut sink)
+        .await
+        .map_err(|e| TaskError(format!("forget: {e}")))?;
+    let removed: Vec<_> = groups
+        .iter()
+        .flat_map(|g| g.remove.clone().unwrap_or_default())
+        .collect();
     ctx.op_mut().op = Some(Op::OperationForget(v1::OperationForget {
         forget: removed.iter().map(|s| convert::snapshot(s, None)).collect(),
         policy: Some(retention),
@@ -61,7 +90,12 @@ async fn mark_forgotten(ctx: &TaskContext, ids: Vec<String>) -> Result<(), TaskE
     let guid = ctx.repo()?.guid;
     let mut changed = Vec::new();
     for id in ids {
-        for mut op in ctx.orch.oplog().query(&Query::all().repo_guid(&guid).snapshot_id(&id)).await? {
+        for mut op in ctx
+            .orch
+            .oplog()
+            .query(&Query::all().repo_guid(&guid).snapshot_id(&id))
+            .await?
+        {
             if let Some(Op::OperationIndexSnapshot(i)) = op.op.as_mut() {
                 if !i.forgot {
                     i.forgot = true;
@@ -86,10 +120,15 @@ pub async fn run_snapshot(ctx: &mut TaskContext, snapshot_id: &str) -> Result<()
     super::auto_unlock(ctx, &client).await?;
     let mut sink = ctx.sink();
     let full = client.resolve_snapshot_id(snapshot_id, &ctx.cancel).await?;
-    client.forget_snapshots(std::slice::from_ref(&full), &ctx.cancel, &mut sink).await?;
+    client
+        .forget_snapshots(std::slice::from_ref(&full), &ctx.cancel, &mut sink)
+        .await?;
     let op = ctx.op_mut();
     op.op = Some(Op::OperationForget(v1::OperationForget {
-        forget: vec![v1::ResticSnapshot { id: full.clone(), ..Default::default() }],
+        forget: vec![v1::ResticSnapshot {
+            id: full.clone(),
+            ..Default::default()
+        }],
         policy: None,
     }));
     op.display_message = format!("forgot snapshot {full}");

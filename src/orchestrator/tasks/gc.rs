@@ -17,10 +17,26 @@ struct Limit {
 
 fn limit_for(op: &v1::Operation) -> Limit {
     match op.op {
-        Some(Op::OperationStats(_)) => Limit { max_age_days: 365, keep_min: 1, keep_max: 100 },
-        Some(Op::OperationCheck(_)) | Some(Op::OperationPrune(_)) => Limit { max_age_days: 365, keep_min: 1, keep_max: 12 },
-        Some(Op::OperationForget(_)) => Limit { max_age_days: 30, keep_min: 1, keep_max: 30 },
-        _ => Limit { max_age_days: 30, keep_min: 1, keep_max: 100 },
+        Some(Op::OperationStats(_)) => Limit {
+            max_age_days: 365,
+            keep_min: 1,
+            keep_max: 100,
+        },
+        Some(Op::OperationCheck(_)) | Some(Op::OperationPrune(_)) => Limit {
+            max_age_days: 365,
+            keep_min: 1,
+            keep_max: 12,
+        },
+        Some(Op::OperationForget(_)) => Limit {
+            max_age_days: 30,
+            keep_min: 1,
+            keep_max: 30,
+        },
+        _ => Limit {
+            max_age_days: 30,
+            keep_min: 1,
+            keep_max: 100,
+        },
     }
 }
 
@@ -52,10 +68,14 @@ pub fn select(mut ops: Vec<v1::Operation>, known_peers: &HashSet<String>, now_ms
     let mut counts: HashMap<(String, String, String, String, u8), usize> = HashMap::new();
     let mut delete = Vec::new();
     for op in &ops {
-        if op.status == v1::OperationStatus::StatusPending as i32 || op.status == v1::OperationStatus::StatusInprogress as i32 {
+        if op.status == v1::OperationStatus::StatusPending as i32
+            || op.status == v1::OperationStatus::StatusInprogress as i32
+        {
             continue;
         }
-        if !op.original_instance_keyid.is_empty() && !known_peers.contains(&op.original_instance_keyid) {
+        if !op.original_instance_keyid.is_empty()
+            && !known_peers.contains(&op.original_instance_keyid)
+        {
             delete.push(op.id);
             continue;
         }
@@ -65,7 +85,13 @@ pub fn select(mut ops: Vec<v1::Operation>, known_peers: &HashSet<String>, now_ms
             }
             continue;
         }
-        let key = (op.repo_guid.clone(), op.repo_id.clone(), op.plan_id.clone(), op.instance_id.clone(), kind_key(op));
+        let key = (
+            op.repo_guid.clone(),
+            op.repo_id.clone(),
+            op.plan_id.clone(),
+            op.instance_id.clone(),
+            kind_key(op),
+        );
         let n = counts.entry(key).or_insert(0);
         *n += 1;
         let limit = limit_for(op);
@@ -87,19 +113,42 @@ pub async fn run(ctx: &mut TaskContext) -> Result<(), TaskError> {
         .config
         .multihost
         .as_ref()
-        .map(|m| m.authorized_clients.iter().map(|p| p.keyid.clone()).collect())
+        .map(|m| {
+            m.authorized_clients
+                .iter()
+                .map(|p| p.keyid.clone())
+                .collect()
+        })
         .unwrap_or_default();
     let doomed = select(all, &peers, chrono::Utc::now().timestamp_millis());
     if !doomed.is_empty() {
-        tracing::info!("garbage collection: deleting {} old operations", doomed.len());
+        tracing::info!(
+            "garbage collection: deleting {} old operations",
+            doomed.len()
+        );
         for chunk in doomed.chunks(500) {
             oplog.delete(chunk).await?;
-            ctx.orch.logs().delete_by_owners(chunk).await.map_err(|e| TaskError(format!("deleting logs: {e}")))?;
+            ctx.orch
+                .logs()
+                .delete_by_owners(chunk)
+                .await
+                .map_err(|e| TaskError(format!("deleting logs: {e}")))?;
         }
     }
     // Logs whose operation is gone.
-    let logs = ctx.orch.logs().list().await.map_err(|e| TaskError(format!("listing logs: {e}")))?;
-    let owners: Vec<i64> = logs.iter().map(|(_, o)| *o).filter(|o| *o != 0).collect::<HashSet<_>>().into_iter().collect();
+    let logs = ctx
+        .orch
+        .logs()
+        .list()
+        .await
+        .map_err(|e| TaskError(format!("listing logs: {e}")))?;
+    let owners: Vec<i64> = logs
+        .iter()
+        .map(|(_, o)| *o)
+        .filter(|o| *o != 0)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
     let mut orphans = Vec::new();
     for owner in owners {
         if oplog.get(owner).await?.is_none() {
@@ -107,7 +156,11 @@ pub async fn run(ctx: &mut TaskContext) -> Result<(), TaskError> {
         }
     }
     if !orphans.is_empty() {
-        ctx.orch.logs().delete_by_owners(&orphans).await.map_err(|e| TaskError(format!("deleting logs: {e}")))?;
+        ctx.orch
+            .logs()
+            .delete_by_owners(&orphans)
+            .await
+            .map_err(|e| TaskError(format!("deleting logs: {e}")))?;
     }
     Ok(())
 }
@@ -135,7 +188,12 @@ mod tests {
     fn keeps_snapshot_flows_and_bounds_the_rest() {
         let now = 1_000_000_000_000;
         let backup = || Op::OperationBackup(Default::default());
-        let index = |forgot| Op::OperationIndexSnapshot(v1::OperationIndexSnapshot { snapshot: None, forgot });
+        let index = |forgot| {
+            Op::OperationIndexSnapshot(v1::OperationIndexSnapshot {
+                snapshot: None,
+                forgot,
+            })
+        };
         let mut ops = vec![
             op(1, "p", 400, backup(), 1),
             op(2, "p", 400, index(false), 1), // flow 1 has a live snapshot: kept forever
@@ -145,7 +203,13 @@ mod tests {
             op(6, "p", 1, backup(), 6),     // recent
         ];
         for i in 0..150 {
-            ops.push(op(100 + i, "q", 0, Op::OperationStats(Default::default()), 100 + i));
+            ops.push(op(
+                100 + i,
+                "q",
+                0,
+                Op::OperationStats(Default::default()),
+                100 + i,
+            ));
         }
         let mut doomed = select(ops, &HashSet::new(), now);
         doomed.sort();

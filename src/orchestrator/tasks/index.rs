@@ -37,7 +37,10 @@ pub async fn run(ctx: &mut TaskContext) -> Result<(), TaskError> {
     let mut new_ops = Vec::new();
     for snap in &snapshots {
         if snap.id.len() != 64 {
-            return Err(TaskError(format!("invalid snapshot from restic: id {:?} is not 64 characters", snap.id)));
+            return Err(TaskError(format!(
+                "invalid snapshot from restic: id {:?} is not 64 characters",
+                snap.id
+            )));
         }
         if let Some(existing) = indexed.get(&snap.id) {
             if !matches!(&existing.op, Some(Op::OperationIndexSnapshot(i)) if i.forgot) {
@@ -46,31 +49,48 @@ pub async fn run(ctx: &mut TaskContext) -> Result<(), TaskError> {
         }
         let backup = backups.get(&snap.id);
         let summary = backup.and_then(|b| match &b.op {
-            Some(Op::OperationBackup(ob)) => match ob.last_status.as_ref().and_then(|s| s.entry.as_ref()) {
-                Some(v1::backup_progress_entry::Entry::Summary(sum)) => Some(sum.clone()),
-                _ => None,
-            },
+            Some(Op::OperationBackup(ob)) => {
+                match ob.last_status.as_ref().and_then(|s| s.entry.as_ref()) {
+                    Some(v1::backup_progress_entry::Entry::Summary(sum)) => Some(sum.clone()),
+                    _ => None,
+                }
+            }
             _ => None,
         });
         let proto = convert::snapshot(snap, summary.as_ref());
         let start = proto.unix_time_ms;
-        let duration_ms = proto.summary.as_ref().map(|s| (s.total_duration * 1000.0) as i64).unwrap_or(0);
+        let duration_ms = proto
+            .summary
+            .as_ref()
+            .map(|s| (s.total_duration * 1000.0) as i64)
+            .unwrap_or(0);
         new_ops.push(v1::Operation {
             repo_id: repo.id.clone(),
             repo_guid: repo.guid.clone(),
             plan_id: snap.tag_value("plan:").unwrap_or(UNASSOCIATED).to_string(),
-            instance_id: snap.tag_value("created-by:").unwrap_or(UNASSOCIATED).to_string(),
+            instance_id: snap
+                .tag_value("created-by:")
+                .unwrap_or(UNASSOCIATED)
+                .to_string(),
             flow_id: backup.map(|b| b.flow_id).unwrap_or(0),
-            unix_time_start_ms: if start == 0 { chrono::Utc::now().timestamp_millis() } else { start },
+            unix_time_start_ms: if start == 0 {
+                chrono::Utc::now().timestamp_millis()
+            } else {
+                start
+            },
             unix_time_end_ms: start + duration_ms,
             status: OperationStatus::StatusSuccess as i32,
             snapshot_id: snap.id.clone(),
-            op: Some(Op::OperationIndexSnapshot(v1::OperationIndexSnapshot { snapshot: Some(proto), forgot: false })),
+            op: Some(Op::OperationIndexSnapshot(v1::OperationIndexSnapshot {
+                snapshot: Some(proto),
+                forgot: false,
+            })),
             ..Default::default()
         });
     }
     if !new_ops.is_empty() {
-        ctx.log.line(&format!("indexing {} new snapshots", new_ops.len()));
+        ctx.log
+            .line(&format!("indexing {} new snapshots", new_ops.len()));
         oplog.add(new_ops).await?;
     }
 
@@ -87,7 +107,8 @@ pub async fn run(ctx: &mut TaskContext) -> Result<(), TaskError> {
         }
     }
     if !gone.is_empty() {
-        ctx.log.line(&format!("marking {} snapshots as forgotten", gone.len()));
+        ctx.log
+            .line(&format!("marking {} snapshots as forgotten", gone.len()));
         oplog.update(gone).await?;
     }
     Ok(())

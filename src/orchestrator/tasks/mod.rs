@@ -26,31 +26,50 @@ pub async fn run(ctx: &mut TaskContext) -> Result<(), TaskError> {
         TaskKind::IndexSnapshots => index::run(ctx).await,
         TaskKind::Forget { plan_id } => forget::run_plan(ctx, &plan_id).await,
         TaskKind::RepoForget => forget::run_repo(ctx).await,
-        TaskKind::ForgetSnapshot { snapshot_id, .. } => forget::run_snapshot(ctx, &snapshot_id).await,
+        TaskKind::ForgetSnapshot { snapshot_id, .. } => {
+            forget::run_snapshot(ctx, &snapshot_id).await
+        }
         TaskKind::Prune => prune::run(ctx).await,
         TaskKind::Check => check::run(ctx).await,
         TaskKind::Stats => stats::run(ctx).await,
-        TaskKind::Restore { snapshot_id, path, target, .. } => restore::run(ctx, &snapshot_id, &path, &target).await,
+        TaskKind::Restore {
+            snapshot_id,
+            path,
+            target,
+            ..
+        } => restore::run(ctx, &snapshot_id, &path, &target).await,
         TaskKind::RunCommand { command } => run_command::run(ctx, &command).await,
         TaskKind::CollectGarbage => gc::run(ctx).await,
     }
 }
 
 /// The operation a task records when it is queued (None: it has none).
-pub fn prototype(task: &Task, cfg: &v1::Config, run_at: DateTime<Utc>) -> Result<Option<v1::Operation>, TaskError> {
+pub fn prototype(
+    task: &Task,
+    cfg: &v1::Config,
+    run_at: DateTime<Utc>,
+) -> Result<Option<v1::Operation>, TaskError> {
     let op = match &task.kind {
         TaskKind::IndexSnapshots | TaskKind::CollectGarbage => return Ok(None),
-        TaskKind::Backup { dry_run, .. } => Op::OperationBackup(v1::OperationBackup { dry_run: *dry_run, ..Default::default() }),
-        TaskKind::Forget { .. } | TaskKind::RepoForget | TaskKind::ForgetSnapshot { .. } => Op::OperationForget(Default::default()),
+        TaskKind::Backup { dry_run, .. } => Op::OperationBackup(v1::OperationBackup {
+            dry_run: *dry_run,
+            ..Default::default()
+        }),
+        TaskKind::Forget { .. } | TaskKind::RepoForget | TaskKind::ForgetSnapshot { .. } => {
+            Op::OperationForget(Default::default())
+        }
         TaskKind::Prune => Op::OperationPrune(Default::default()),
         TaskKind::Check => Op::OperationCheck(Default::default()),
         TaskKind::Stats => Op::OperationStats(Default::default()),
-        TaskKind::RunCommand { command } => {
-            Op::OperationRunCommand(v1::OperationRunCommand { command: command.clone(), ..Default::default() })
-        }
-        TaskKind::Restore { path, target, .. } => {
-            Op::OperationRestore(v1::OperationRestore { path: path.clone(), target: target.clone(), last_status: None })
-        }
+        TaskKind::RunCommand { command } => Op::OperationRunCommand(v1::OperationRunCommand {
+            command: command.clone(),
+            ..Default::default()
+        }),
+        TaskKind::Restore { path, target, .. } => Op::OperationRestore(v1::OperationRestore {
+            path: path.clone(),
+            target: target.clone(),
+            last_status: None,
+        }),
     };
     let repo_id = task.repo_id.clone().unwrap_or_default();
     let repo = cfg
@@ -69,7 +88,9 @@ pub fn prototype(task: &Task, cfg: &v1::Config, run_at: DateTime<Utc>) -> Result
         ));
     }
     let snapshot_id = match &task.kind {
-        TaskKind::ForgetSnapshot { snapshot_id, .. } | TaskKind::Restore { snapshot_id, .. } if snapshot_id.len() == 64 => {
+        TaskKind::ForgetSnapshot { snapshot_id, .. } | TaskKind::Restore { snapshot_id, .. }
+            if snapshot_id.len() == 64 =>
+        {
             snapshot_id.clone()
         }
         _ => String::new(),
@@ -102,35 +123,58 @@ fn op_kind_matches(op: &v1::Operation, kind: &TaskKind) -> bool {
 
 /// When a recurring task runs next (None: never).
 /// `after_run`: the task has just run (rather than being planned afresh).
-pub async fn next_run(orch: &Orchestrator, task: &Task, cfg: &v1::Config, now: DateTime<Utc>, after_run: bool) -> Result<Option<DateTime<Utc>>, TaskError> {
+pub async fn next_run(
+    orch: &Orchestrator,
+    task: &Task,
+    cfg: &v1::Config,
+    now: DateTime<Utc>,
+    after_run: bool,
+) -> Result<Option<DateTime<Utc>>, TaskError> {
     if task.kind == TaskKind::CollectGarbage {
         // A second after every (re)plan, then daily.
-        let delay = if after_run { chrono::Duration::hours(24) } else { chrono::Duration::seconds(1) };
+        let delay = if after_run {
+            chrono::Duration::hours(24)
+        } else {
+            chrono::Duration::seconds(1)
+        };
         return Ok(Some(now + delay));
     }
     let repo_id = task.repo_id.clone().unwrap_or_default();
     let Some(repo) = cfg.repos.iter().find(|r| r.id == repo_id) else {
-        return Err(TaskError(format!("repo \"{repo_id}\" not found in the config")));
+        return Err(TaskError(format!(
+            "repo \"{repo_id}\" not found in the config"
+        )));
     };
     let schedule = match &task.kind {
-        TaskKind::Backup { plan_id, .. } => cfg.plans.iter().find(|p| &p.id == plan_id).and_then(|p| p.schedule.clone()),
+        TaskKind::Backup { plan_id, .. } => cfg
+            .plans
+            .iter()
+            .find(|p| &p.id == plan_id)
+            .and_then(|p| p.schedule.clone()),
         TaskKind::Prune => repo.prune_policy.as_ref().and_then(|p| p.schedule.clone()),
         TaskKind::Check => repo.check_policy.as_ref().and_then(|p| p.schedule.clone()),
         TaskKind::RepoForget => repo.forget_policy.as_ref().and_then(|p| p.schedule.clone()),
         _ => None,
     };
-    let Some(schedule) = schedule else { return Ok(None) };
+    let Some(schedule) = schedule else {
+        return Ok(None);
+    };
     if schedule.schedule.is_none() {
         return Ok(None);
     }
     // When this task last finished.
     let plan_id = task.kind.plan_id();
-    let recent = orch.recent_ops(&repo.guid, plan_id, &cfg.instance, 200).await?;
+    let recent = orch
+        .recent_ops(&repo.guid, plan_id, &cfg.instance, 200)
+        .await?;
     let last_run = recent
         .iter()
         .filter(|o| op_kind_matches(o, &task.kind))
         .filter(|o| o.unix_time_end_ms != 0)
-        .filter(|o| o.status != OperationStatus::StatusPending as i32 && o.status != OperationStatus::StatusSystemCancelled as i32)
+        .filter(|o| {
+            o.status != OperationStatus::StatusPending as i32
+                && o.status != OperationStatus::StatusSystemCancelled as i32
+        })
         .map(|o| o.unix_time_end_ms)
         .max()
         .and_then(|ms| DateTime::from_timestamp_millis(ms));
@@ -138,7 +182,10 @@ pub async fn next_run(orch: &Orchestrator, task: &Task, cfg: &v1::Config, now: D
 }
 
 /// Runs `restic unlock` first when the repo asks for it.
-pub async fn auto_unlock(ctx: &TaskContext, client: &crate::restic::RepoClient) -> Result<(), TaskError> {
+pub async fn auto_unlock(
+    ctx: &TaskContext,
+    client: &crate::restic::RepoClient,
+) -> Result<(), TaskError> {
     if client.repo.auto_unlock {
         let mut sink = ctx.sink();
         client
@@ -151,15 +198,25 @@ pub async fn auto_unlock(ctx: &TaskContext, client: &crate::restic::RepoClient) 
 
 /// A command-output log (`c-<uuid>`, owned by the task's operation, kept
 /// until the operation is deleted) for prune/check output.
-pub async fn output_log(ctx: &TaskContext) -> Result<(crate::orchestrator::context::TaskLog, String), TaskError> {
+pub async fn output_log(
+    ctx: &TaskContext,
+) -> Result<(crate::orchestrator::context::TaskLog, String), TaskError> {
     let id = format!("c-{}", uuid::Uuid::new_v4().simple());
     let owner = ctx.op.as_ref().map(|o| o.id).unwrap_or(0);
-    let w = ctx.orch.logs().create(&id, owner, None).await.map_err(|e| TaskError(format!("cannot create the output log: {e}")))?;
+    let w = ctx
+        .orch
+        .logs()
+        .create(&id, owner, None)
+        .await
+        .map_err(|e| TaskError(format!("cannot create the output log: {e}")))?;
     Ok((crate::orchestrator::context::TaskLog::new(w), id))
 }
 
 /// A sink writing restic output to the task log and, unprefixed, to `out`.
-pub fn tee(ctx: &TaskContext, out: crate::orchestrator::context::TaskLog) -> impl FnMut(&str) + Send + 'static {
+pub fn tee(
+    ctx: &TaskContext,
+    out: crate::orchestrator::context::TaskLog,
+) -> impl FnMut(&str) + Send + 'static {
     let log = ctx.log.clone();
     move |line: &str| {
         log.line(line);

@@ -14,18 +14,31 @@ pub fn max_unused(policy: Option<&v1::PrunePolicy>) -> String {
 }
 
 pub fn fmt_number(v: f64) -> String {
-    if v.fract() == 0.0 { format!("{}", v as i64) } else { format!("{v}") }
+    if v.fract() == 0.0 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
 }
 
 pub async fn run(ctx: &mut TaskContext) -> Result<(), TaskError> {
     let client = ctx.client()?;
     let repo = ctx.repo()?;
     let (out, logref) = super::output_log(ctx).await?;
-    ctx.op_mut().op = Some(Op::OperationPrune(v1::OperationPrune { output: String::new(), output_logref: logref.clone() }));
+    ctx.op_mut().op = Some(Op::OperationPrune(v1::OperationPrune {
+        output: String::new(),
+        output_logref: logref.clone(),
+    }));
     ctx.save_op().await?;
     super::auto_unlock(ctx, &client).await?;
     let mut sink = super::tee(ctx, out.clone());
-    let result = client.prune(Some(max_unused(repo.prune_policy.as_ref())), &ctx.cancel, &mut sink).await;
+    let result = client
+        .prune(
+            Some(max_unused(repo.prune_policy.as_ref())),
+            &ctx.cancel,
+            &mut sink,
+        )
+        .await;
     out.close().await;
     result.map_err(|e| TaskError(format!("prune: {e}")))?;
     if super::stats::followup_due(ctx).await? {
@@ -42,8 +55,27 @@ mod tests {
     #[test]
     fn max_unused_follows_backrest() {
         assert_eq!(max_unused(None), "25%");
-        assert_eq!(max_unused(Some(&v1::PrunePolicy { max_unused_percent: 10.0, ..Default::default() })), "10%");
-        assert_eq!(max_unused(Some(&v1::PrunePolicy { max_unused_percent: 12.5, ..Default::default() })), "12.5%");
-        assert_eq!(max_unused(Some(&v1::PrunePolicy { max_unused_bytes: 1000, max_unused_percent: 5.0, ..Default::default() })), "1000B");
+        assert_eq!(
+            max_unused(Some(&v1::PrunePolicy {
+                max_unused_percent: 10.0,
+                ..Default::default()
+            })),
+            "10%"
+        );
+        assert_eq!(
+            max_unused(Some(&v1::PrunePolicy {
+                max_unused_percent: 12.5,
+                ..Default::default()
+            })),
+            "12.5%"
+        );
+        assert_eq!(
+            max_unused(Some(&v1::PrunePolicy {
+                max_unused_bytes: 1000,
+                max_unused_percent: 5.0,
+                ..Default::default()
+            })),
+            "1000B"
+        );
     }
 }

@@ -11,15 +11,26 @@ use crate::pb::v1::{self, operation::Op};
 use crate::restic::Feature;
 use crate::restic::output::RestoreLine;
 
-pub async fn run(ctx: &mut TaskContext, snapshot_id: &str, path: &str, target: &str) -> Result<(), TaskError> {
+pub async fn run(
+    ctx: &mut TaskContext,
+    snapshot_id: &str,
+    path: &str,
+    target: &str,
+) -> Result<(), TaskError> {
     if snapshot_id.is_empty() || path.is_empty() || target.is_empty() {
-        return Err(TaskError("snapshot id, path and target are required".into()));
+        return Err(TaskError(
+            "snapshot id, path and target are required".into(),
+        ));
     }
     let client = ctx.client()?;
     let path = path.replace('\\', "/");
     let progress_supported = client.restic.supports(Feature::RestoreProgress);
     if !progress_supported {
-        ctx.log.line(&client.restic.lacks(Feature::RestoreProgress, "restore progress"));
+        ctx.log.line(
+            &client
+                .restic
+                .lacks(Feature::RestoreProgress, "restore progress"),
+        );
     }
     let subfolder = client.restic.supports(Feature::RestoreSubfolder);
     let trimmed = path.trim_end_matches('/');
@@ -54,26 +65,39 @@ pub async fn run(ctx: &mut TaskContext, snapshot_id: &str, path: &str, target: &
         }
     });
     let result = client
-        .restore(snapshot_id, if subfolder { &path } else { trimmed }, &restore_into.to_string_lossy(), &ctx.cancel, &mut sink, move |_, line| {
-            let Ok(l) = serde_json::from_str::<RestoreLine>(line) else { return };
-            if l.message_type != "status" && l.message_type != "summary" {
-                return;
-            }
-            let entry = v1::RestoreProgressEntry {
-                message_type: l.message_type.clone(),
-                seconds_elapsed: l.seconds_elapsed as f64,
-                total_bytes: l.total_bytes,
-                bytes_restored: l.bytes_restored,
-                total_files: l.total_files,
-                files_restored: l.files_restored,
-                percent_done: if l.message_type == "summary" { 1.0 } else { l.percent_done },
-            };
-            *last2.lock().unwrap() = Some(entry.clone());
-            if last_save.elapsed() >= std::time::Duration::from_secs(1) {
-                last_save = std::time::Instant::now();
-                let _ = tx.send(entry);
-            }
-        })
+        .restore(
+            snapshot_id,
+            if subfolder { &path } else { trimmed },
+            &restore_into.to_string_lossy(),
+            &ctx.cancel,
+            &mut sink,
+            move |_, line| {
+                let Ok(l) = serde_json::from_str::<RestoreLine>(line) else {
+                    return;
+                };
+                if l.message_type != "status" && l.message_type != "summary" {
+                    return;
+                }
+                let entry = v1::RestoreProgressEntry {
+                    message_type: l.message_type.clone(),
+                    seconds_elapsed: l.seconds_elapsed as f64,
+                    total_bytes: l.total_bytes,
+                    bytes_restored: l.bytes_restored,
+                    total_files: l.total_files,
+                    files_restored: l.files_restored,
+                    percent_done: if l.message_type == "summary" {
+                        1.0
+                    } else {
+                        l.percent_done
+                    },
+                };
+                *last2.lock().unwrap() = Some(entry.clone());
+                if last_save.elapsed() >= std::time::Duration::from_secs(1) {
+                    last_save = std::time::Instant::now();
+                    let _ = tx.send(entry);
+                }
+            },
+        )
         .await;
     let _ = saver.await;
     result.map_err(|e| TaskError(format!("restore: {e}")))?;
@@ -87,12 +111,23 @@ pub async fn run(ctx: &mut TaskContext, snapshot_id: &str, path: &str, target: &
         match moved {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(TaskError(format!("restore: nothing matched {path} in snapshot {snapshot_id}")));
+                return Err(TaskError(format!(
+                    "restore: nothing matched {path} in snapshot {snapshot_id}"
+                )));
             }
-            Err(e) => return Err(TaskError(format!("restore: cannot move {} to {}: {e}", restored.display(), dest.display()))),
+            Err(e) => {
+                return Err(TaskError(format!(
+                    "restore: cannot move {} to {}: {e}",
+                    restored.display(),
+                    dest.display()
+                )));
+            }
         }
         if let Err(e) = cleanup {
-            ctx.log.line(&format!("could not remove scratch directory {}: {e}", restore_into.display()));
+            ctx.log.line(&format!(
+                "could not remove scratch directory {}: {e}",
+                restore_into.display()
+            ));
         }
     }
     let done = last.lock().unwrap().take();
@@ -105,7 +140,8 @@ pub async fn run(ctx: &mut TaskContext, snapshot_id: &str, path: &str, target: &
         }));
     }
     if !progress_supported {
-        op.display_message = "restored (restic before 0.16 reports no restore progress or byte counts)".into();
+        op.display_message =
+            "restored (restic before 0.16 reports no restore progress or byte counts)".into();
     }
     Ok(())
 }

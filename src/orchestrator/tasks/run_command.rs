@@ -13,12 +13,19 @@ pub const OUTPUT_LIMIT: i64 = 2_000_000;
 
 pub async fn run(ctx: &mut TaskContext, command: &str) -> Result<(), TaskError> {
     let client = ctx.client()?;
-    let args = env::shell_split(command).map_err(|e| TaskError(format!("command {command:?}: {e}")))?;
+    let args =
+        env::shell_split(command).map_err(|e| TaskError(format!("command {command:?}: {e}")))?;
     if args.is_empty() {
-        return Err(TaskError("the command is empty: give restic arguments such as `snapshots`".into()));
+        return Err(TaskError(
+            "the command is empty: give restic arguments such as `snapshots`".into(),
+        ));
     }
     let (out, logref) = super::output_log(ctx).await?;
-    ctx.op_mut().op = Some(Op::OperationRunCommand(v1::OperationRunCommand { command: command.into(), output_logref: logref.clone(), output_size_bytes: 0 }));
+    ctx.op_mut().op = Some(Op::OperationRunCommand(v1::OperationRunCommand {
+        command: command.into(),
+        output_logref: logref.clone(),
+        output_size_bytes: 0,
+    }));
     ctx.save_op().await?;
     let written = Arc::new(AtomicI64::new(0));
     let w2 = written.clone();

@@ -8,8 +8,13 @@ use crate::pb::v1::{self, operation::Op};
 pub async fn run(ctx: &mut TaskContext) -> Result<(), TaskError> {
     let client = ctx.client()?;
     let mut sink = ctx.sink();
-    let stats = client.stats(&ctx.cancel, &mut sink).await.map_err(|e| TaskError(format!("stats: {e}")))?;
-    ctx.op_mut().op = Some(Op::OperationStats(v1::OperationStats { stats: Some(convert::stats(&stats)) }));
+    let stats = client
+        .stats(&ctx.cancel, &mut sink)
+        .await
+        .map_err(|e| TaskError(format!("stats: {e}")))?;
+    ctx.op_mut().op = Some(Op::OperationStats(v1::OperationStats {
+        stats: Some(convert::stats(&stats)),
+    }));
     Ok(())
 }
 
@@ -17,7 +22,15 @@ pub async fn run(ctx: &mut TaskContext) -> Result<(), TaskError> {
 /// 24 hours (Backrest's rule; DoRepoTask TASK_STATS always runs).
 pub async fn followup_due(ctx: &TaskContext) -> Result<bool, TaskError> {
     let repo = ctx.repo()?;
-    let recent = ctx.orch.recent_ops(&repo.guid, crate::orchestrator::task::SYSTEM_PLAN, &ctx.config.instance, 500).await?;
+    let recent = ctx
+        .orch
+        .recent_ops(
+            &repo.guid,
+            crate::orchestrator::task::SYSTEM_PLAN,
+            &ctx.config.instance,
+            500,
+        )
+        .await?;
     let day_ago = chrono::Utc::now().timestamp_millis() - 24 * 3600 * 1000;
     let fresh = recent.iter().any(|o| {
         matches!(o.op, Some(Op::OperationStats(_)))
