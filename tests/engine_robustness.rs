@@ -666,7 +666,9 @@ async fn killed_mid_backup(root: &Path, auto_unlock: bool, big_files: usize) -> 
         &base,
         &[("r1", &repo, auto_unlock)],
         &[
-            ("p", "r1", vec![&data], vec![]),
+            // Throttled so it is still running when the test kills the
+            // server, however fast the machine is.
+            ("p", "r1", vec![&data], vec!["--limit-upload 8192"]),
             ("q", "r1", vec![&small], vec![]),
         ],
     )
