@@ -184,6 +184,8 @@ async fn measure(base: &str, cred: &Cred, conns: usize, secs: f64) -> f64 {
 }
 
 fn main() {
+    // reqwest has rustls without a default crypto provider (see Cargo.toml).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     // `cargo bench` passes `--bench`; nothing else to parse.
     let secs = env_num("BENCH_SECS", 3) as f64;
     let conc = env_num("BENCH_CONCURRENCY", 8) as usize;

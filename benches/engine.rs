@@ -936,6 +936,8 @@ struct Verdict {
 }
 
 fn main() {
+    // reqwest has rustls without a default crypto provider (see Cargo.toml).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let rounds = env_num("BENCH_ROUNDS", 5).max(1) as usize;
     let changed_rounds = env_num("BENCH_CHANGED_ROUNDS", 3) as usize;
     let n_snaps = env_num("BENCH_SNAPSHOTS", 1000) as usize;

@@ -1068,6 +1068,8 @@ async fn insert_reference(db: &Path, template: &Operation) -> (f64, f64) {
 // ---------------------------------------------------------------------------
 
 fn main() {
+    // reqwest has rustls without a default crypto provider (see Cargo.toml).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     // `cargo bench` passes `--bench`; ignore all arguments.
     let n_ops = env_num("BENCH_OPS", 100_000) as usize;
     let iters = env_num("BENCH_ITERS", 50).max(30) as usize;

@@ -1113,3 +1113,57 @@ async fn prune_after_recent_stats_does_not_run_stats_again() {
         "stats ran minutes ago: the prune's stats follow-up must not run: {stats:?}"
     );
 }
+
+/// The task log of the newest backup operation of plan p1.
+async fn last_backup_log(env: &Env) -> (Value, String) {
+    let list = ops(&env.s, json!({"planId": "p1"})).await;
+    let b = (*backup_ops(&list).last().expect("a backup op")).clone();
+    let text = read_log(&env.s, s(&b["logref"])).await;
+    (b, text)
+}
+
+// With a current snapshot index the backup takes its parent from the index
+// (no `restic snapshots` run, one repository open saved) and, on a local
+// repository, the full snapshot id from the repository's folder (restic 0.14
+// prints 8 characters). A parent removed behind the server's back is looked up
+// in the repository and the backup still succeeds.
+#[tokio::test]
+async fn backup_parent_comes_from_a_current_index() {
+    let env = setup(json!({"policyKeepAll": true})).await;
+    backup(&env).await;
+    let (first, log1) = last_backup_log(&env).await;
+    let first_id = s(&first["snapshotId"]).to_string();
+    assert!(is_hex64(&first_id), "{first}");
+    // Fresh server: the index pass of AddRepo ran, the repo had no snapshot.
+    assert!(!log1.contains("--parent"), "{log1}");
+    // Wait for the backup's index pass, which makes the index current again.
+    wait_ops(&env, json!({"planId": "p1"}), Duration::from_secs(30), "index op", |l| {
+        index_ops(l).iter().any(|o| s(&o["snapshotId"]) == first_id)
+    })
+    .await;
+
+    std::fs::write(env.src.join("new-file.txt"), b"second backup\n").unwrap();
+    backup(&env).await;
+    let (second, log2) = last_backup_log(&env).await;
+    let second_id = s(&second["snapshotId"]).to_string();
+    assert!(is_hex64(&second_id) && second_id != first_id, "{second}");
+    let commands: Vec<&str> = log2.lines().filter(|l| l.contains("command:")).collect();
+    assert_eq!(commands.len(), 1, "one restic process per backup: {log2}");
+    assert!(commands[0].contains(&format!("--parent {first_id}")), "{log2}");
+    // The full id matches what restic itself lists.
+    let listed = restic_ok(&env.repo, "pw", &["snapshots", "--json", "--no-lock"]);
+    assert!(listed.contains(&second_id), "{listed}");
+
+    // Remove the indexed parent behind the server's back.
+    wait_ops(&env, json!({"planId": "p1"}), Duration::from_secs(30), "index op", |l| {
+        index_ops(l).iter().any(|o| s(&o["snapshotId"]) == second_id)
+    })
+    .await;
+    restic_ok(&env.repo, "pw", &["forget", &second_id]);
+    std::fs::write(env.src.join("third.txt"), b"third backup\n").unwrap();
+    backup(&env).await;
+    let (third, log3) = last_backup_log(&env).await;
+    assert_eq!(third["status"], "STATUS_SUCCESS", "{third}");
+    assert!(log3.contains("no longer exists"), "{log3}");
+    assert!(log3.contains(&format!("--parent {first_id}")), "{log3}");
+}

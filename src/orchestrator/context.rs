@@ -62,6 +62,10 @@ pub struct TaskContext {
     pub config: Arc<v1::Config>,
     /// Work to queue once this task finishes: (task, priority).
     pub followups: Vec<(Task, u32)>,
+    /// Whether the repo's snapshot index was current when this task started
+    /// (before a task that changes snapshots marks it stale): the backup
+    /// then takes its parent snapshot from the index instead of asking restic.
+    pub index_was_current: bool,
 }
 
 impl TaskContext {

@@ -724,6 +724,10 @@ impl Orchestrator {
                 | TaskKind::Prune
                 | TaskKind::RunCommand { .. }
         );
+        let index_was_current = task
+            .repo_id
+            .as_deref()
+            .is_some_and(|r| self.index_is_current(r));
         if let (true, Some(r)) = (changes_snapshots, &task.repo_id) {
             self.mark_index(r, false);
         }
@@ -735,6 +739,7 @@ impl Orchestrator {
             log: log.clone(),
             config,
             followups: vec![],
+            index_was_current,
         };
         let result = tasks::run(&mut ctx).await;
         if let (TaskKind::IndexSnapshots, Some(r), Ok(())) = (&task.kind, &task.repo_id, &result) {

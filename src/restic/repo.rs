@@ -286,6 +286,30 @@ impl RepoClient {
         Ok(BackupResult { summary, partial })
     }
 
+    /// The full id of the one snapshot file starting with `short` in a local
+    /// repository's `snapshots/` folder; `None` for remote repositories, or
+    /// when the folder can't be read or the prefix is ambiguous.
+    async fn local_snapshot_file(&self, short: &str) -> Option<String> {
+        let uri = self.repo.uri.strip_prefix("local:").unwrap_or(&self.repo.uri);
+        let dir = std::path::Path::new(uri);
+        if !dir.is_absolute() || short.is_empty() || !short.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut entries = tokio::fs::read_dir(dir.join("snapshots")).await.ok()?;
+        let mut found = None;
+        while let Ok(Some(e)) = entries.next_entry().await {
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.len() == 64 && name.starts_with(short) && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(name.to_string());
+            }
+        }
+        found
+    }
+
     /// Resolves a (possibly short) snapshot id to the full 64-character id.
     pub async fn resolve_snapshot_id(
         &self,
@@ -294,6 +318,11 @@ impl RepoClient {
     ) -> Result<String, ResticError> {
         if short.len() == 64 {
             return Ok(short.to_string());
+        }
+        // A local repository names each snapshot file by its id: reading the
+        // folder saves a restic process and its repository open.
+        if let Some(id) = self.local_snapshot_file(short).await {
+            return Ok(id);
         }
         let args = ["snapshots", "--json", "--no-lock", short];
         let out = self

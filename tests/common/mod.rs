@@ -62,6 +62,7 @@ impl ServerBuilder {
     }
 
     pub fn start(self) -> Server {
+        install_tls();
         let dir = self.dir;
         let stderr_path = dir.join(format!(
             "server-{}.log",
@@ -175,7 +176,17 @@ impl Drop for Server {
     }
 }
 
+/// reqwest is built with rustls but no default crypto provider (the server
+/// picks ring itself): every process that builds a client installs it first.
+pub fn install_tls() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 pub fn client() -> reqwest::Client {
+    install_tls();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()

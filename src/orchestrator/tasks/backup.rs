@@ -58,18 +58,31 @@ pub async fn run(ctx: &mut TaskContext, plan_id: &str, dry_run: bool) -> Result<
     }
 
     // The newest snapshot of this plan (made by this instance) is the parent.
+    // When the index is current it knows that snapshot already, which saves
+    // a restic process and its repository open (key derivation) per backup.
     let mut sink = ctx.sink();
     let tag_filter = format!("plan:{},created-by:{}", plan.id, instance);
-    let previous = client
-        .snapshots(Some(&tag_filter), &ctx.cancel, &mut sink)
-        .await?;
-    let parent = previous.last().cloned();
+    let mut parent = match ctx.index_was_current {
+        true => indexed_parent(ctx, &plan.id, &instance).await,
+        false => None,
+    };
+    let parent_from_index = parent.is_some();
+    if parent.is_none() {
+        parent = client
+            .snapshots(Some(&tag_filter), &ctx.cancel, &mut sink)
+            .await?
+            .last()
+            .map(|s| Parent {
+                id: s.id.clone(),
+                tree: s.tree.clone(),
+            });
+    }
 
     let native_skip = plan.skip_if_unchanged && client.restic.supports(Feature::SkipIfUnchanged);
     if native_skip && !dry_run {
         extra_flags.push("--skip-if-unchanged".into());
     }
-    let args = BackupArgs {
+    let mut args = BackupArgs {
         paths,
         excludes: plan.excludes.clone(),
         iexcludes: plan.iexcludes.clone(),
@@ -91,42 +104,29 @@ pub async fn run(ctx: &mut TaskContext, plan_id: &str, dry_run: bool) -> Result<
         dirty: false,
     }));
     let saver = spawn_saver(ctx, progress.clone());
-    let p2 = progress.clone();
-    let result = client
-        .backup(&args, &ctx.cancel, &mut sink, move |ev| {
-            let mut p = p2.lock().unwrap();
-            match ev {
-                BackupEvent::Status(s) if s.action.is_none() => {
-                    let previous =
-                        match p.backup.last_status.as_ref().and_then(|e| e.entry.as_ref()) {
-                            Some(v1::backup_progress_entry::Entry::Status(st)) => {
-                                st.current_file.clone()
-                            }
-                            _ => vec![],
-                        };
-                    p.backup.last_status = Some(v1::BackupProgressEntry {
-                        entry: Some(v1::backup_progress_entry::Entry::Status(
-                            convert::status_entry(s, &previous),
-                        )),
+    let mut result = run_restic_backup(&client, &args, ctx, &mut sink, &progress).await;
+    if parent_from_index {
+        if let (Err(e), Some(p)) = (&result, &args.parent) {
+            // Someone else removed the indexed parent (another client's
+            // forget): restic refuses an unknown --parent before reading any
+            // file, so ask restic for the real parent and run again.
+            if e.to_string().contains(&format!("invalid id \"{p}\"")) {
+                ctx.log.line(&format!(
+                    "parent snapshot {p} from the index no longer exists; looking it up in the repository"
+                ));
+                parent = client
+                    .snapshots(Some(&tag_filter), &ctx.cancel, &mut sink)
+                    .await?
+                    .last()
+                    .map(|s| Parent {
+                        id: s.id.clone(),
+                        tree: s.tree.clone(),
                     });
-                    p.dirty = true;
-                }
-                BackupEvent::Error(e) => {
-                    if p.backup.errors.len() <= MAX_RECORDED_ERRORS
-                        && !p.backup.errors.iter().any(|x| x.item == e.item)
-                    {
-                        p.backup.errors.push(v1::BackupProgressError {
-                            item: e.item.clone(),
-                            during: e.during.clone(),
-                            message: e.message(),
-                        });
-                        p.dirty = true;
-                    }
-                }
-                _ => {}
+                args.parent = parent.as_ref().map(|s| s.id.clone());
+                result = run_restic_backup(&client, &args, ctx, &mut sink, &progress).await;
             }
-        })
-        .await;
+        }
+    }
     saver.abort();
     let backup = std::mem::take(&mut progress.lock().unwrap().backup);
     ctx.op_mut().op = Some(Op::OperationBackup(backup));
@@ -238,6 +238,90 @@ pub async fn run(ctx: &mut TaskContext, plan_id: &str, dry_run: bool) -> Result<
         );
     }
     Ok(())
+}
+
+/// The parent snapshot of a backup: what `--parent` and the emulated
+/// skip-if-unchanged need.
+struct Parent {
+    id: String,
+    tree: String,
+}
+
+/// The plan's newest snapshot made by this instance, from the snapshot index
+/// (callers use it only when the index was current). `None` when the index
+/// holds none, and the caller asks restic.
+async fn indexed_parent(ctx: &TaskContext, plan_id: &str, instance: &str) -> Option<Parent> {
+    let guid = ctx.repo().ok()?.guid;
+    if guid.is_empty() {
+        return None;
+    }
+    // Each backup adds a handful of operations (backup, index, forget,
+    // hooks); the newest 200 always contain the newest indexed snapshot
+    // unless the plan has hundreds of operations without a snapshot, where
+    // the restic lookup is the right answer anyway.
+    let q = crate::oplog::Query::all()
+        .repo_guid(guid)
+        .plan_id(plan_id)
+        .instance_id(instance)
+        .last_n(200);
+    let ops = ctx.orch.oplog().query(&q).await.ok()?;
+    ops.into_iter()
+        .filter_map(|op| match op.op {
+            Some(Op::OperationIndexSnapshot(i)) if !i.forgot => i.snapshot,
+            _ => None,
+        })
+        .filter(|s| s.id.len() == 64 && !s.tree.is_empty())
+        .max_by_key(|s| s.unix_time_ms)
+        .map(|s| Parent {
+            id: s.id,
+            tree: s.tree,
+        })
+}
+
+/// One `restic backup`, feeding progress and per-file errors into `progress`.
+async fn run_restic_backup(
+    client: &crate::restic::repo::RepoClient,
+    args: &BackupArgs,
+    ctx: &TaskContext,
+    sink: &mut (dyn FnMut(&str) + Send),
+    progress: &Arc<Mutex<Progress>>,
+) -> Result<crate::restic::repo::BackupResult, crate::restic::ResticError> {
+    let p2 = progress.clone();
+    client
+        .backup(args, &ctx.cancel, sink, move |ev| {
+            let mut p = p2.lock().unwrap();
+            match ev {
+                BackupEvent::Status(s) if s.action.is_none() => {
+                    let previous =
+                        match p.backup.last_status.as_ref().and_then(|e| e.entry.as_ref()) {
+                            Some(v1::backup_progress_entry::Entry::Status(st)) => {
+                                st.current_file.clone()
+                            }
+                            _ => vec![],
+                        };
+                    p.backup.last_status = Some(v1::BackupProgressEntry {
+                        entry: Some(v1::backup_progress_entry::Entry::Status(
+                            convert::status_entry(s, &previous),
+                        )),
+                    });
+                    p.dirty = true;
+                }
+                BackupEvent::Error(e) => {
+                    if p.backup.errors.len() <= MAX_RECORDED_ERRORS
+                        && !p.backup.errors.iter().any(|x| x.item == e.item)
+                    {
+                        p.backup.errors.push(v1::BackupProgressError {
+                            item: e.item.clone(),
+                            during: e.during.clone(),
+                            message: e.message(),
+                        });
+                        p.dirty = true;
+                    }
+                }
+                _ => {}
+            }
+        })
+        .await
 }
 
 /// Persists the operation with the latest progress at most once a second.
