@@ -1,0 +1,3 @@
+//! Hooks: actions run when a task event fires (see `actions`).
+
+pub mod actions;
