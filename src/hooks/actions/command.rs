@@ -56,7 +56,7 @@ pub(super) async fn run(command: &hook::Command, env: &ActionEnv<'_>) -> Result<
             .map_err(|e| ActionError::new(format!("starting {}: {e}", argv[0])))?
     };
     let pgid = child.id().map(|pid| pid as i32);
-    let _group_guard = GroupGuard(pgid);
+    let mut group_guard = GroupGuard(pgid);
 
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let script_bytes = script.as_bytes().to_vec();
@@ -109,6 +109,9 @@ pub(super) async fn run(command: &hook::Command, env: &ActionEnv<'_>) -> Result<
         }
     }
     lines.flush();
+    // From here on the group is handled explicitly: killed when cancelled, left alone
+    // otherwise (a hook may start a daemon on purpose).
+    group_guard.0 = None;
 
     if cancelled {
         // The interpreter is gone; make sure the rest of its group is too.
@@ -230,7 +233,8 @@ pub(crate) fn group_alive(pgid: Option<i32>) -> bool {
     })
 }
 
-/// Kills the group if the hook future is dropped mid-run (e.g. the parent task aborted).
+/// Kills the group if the hook future is dropped mid-run (e.g. the parent task aborted);
+/// disarmed (`None`) once the run ends normally.
 struct GroupGuard(Option<i32>);
 
 impl Drop for GroupGuard {
@@ -411,14 +415,20 @@ mod tests {
 
     #[tokio::test]
     async fn background_processes_holding_the_output_do_not_block_the_hook() {
+        let marker = marker();
         let started = std::time::Instant::now();
-        let (result, _) = run("sleep 30 &\necho done").await;
+        let (result, log) = run(&format!("sh -c 'sleep 30; : {marker}' &\necho done")).await;
         result.unwrap();
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "took {:?}",
             started.elapsed()
         );
+        assert_eq!(log.last().unwrap(), "[output] done");
+        // A process the hook left running on purpose is not killed.
+        let background = find_marked_shell(&marker).expect("the background process still runs");
+        // SAFETY: plain kill(2) of the process this test started.
+        unsafe { libc::kill(background, libc::SIGKILL) };
     }
 
     /// Runs `script` (whose inner `sh -c` carries `marker`), cancels as soon as that inner
