@@ -348,7 +348,7 @@ pub(crate) fn redact_url(url: &str) -> String {
                 shown.push_str(&format!(":{port}"));
             }
             let has_more =
-                parsed.path().trim_start_matches('/').len() > 0 || parsed.query().is_some();
+                !parsed.path().trim_start_matches('/').is_empty() || parsed.query().is_some();
             shown.push_str(if has_more { "/…" } else { "/" });
             shown
         }
