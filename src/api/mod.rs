@@ -9,6 +9,7 @@ pub mod logs;
 pub mod operations;
 pub mod paths;
 pub mod repos;
+pub mod sftp;
 pub mod snapshots;
 pub mod tasks;
 
@@ -61,6 +62,14 @@ impl v1::Backrest for BackrestApi {
         req: v1::CheckRepoExistsRequest,
     ) -> Result<v1::CheckRepoExistsResponse, ConnectError> {
         repos::check_repo_exists(&self.state, req).await
+    }
+
+    async fn setup_sftp(
+        &self,
+        _ctx: RequestContext,
+        req: v1::SetupSftpRequest,
+    ) -> Result<v1::SetupSftpResponse, ConnectError> {
+        sftp::setup_sftp(&self.state, req).await
     }
 
     async fn backup(

@@ -51,6 +51,7 @@ pub async fn add_repo(
     if repo.id.is_empty() {
         return Err(ConnectError::invalid_argument("repo.id is required"));
     }
+    super::sftp::sanitize_sftp_flags(&mut repo);
     // Validate everything but the guid before touching restic.
     let mut probe = repo.clone();
     probe.guid = "0".repeat(64);
@@ -188,6 +189,7 @@ pub async fn check_repo_exists(
         repo.guid = "0".repeat(64);
     }
     repo.auto_initialize = false;
+    super::sftp::sanitize_sftp_flags(&mut repo);
     candidate(state, &repo)?;
     let client = client_for(state, repo)?;
     let cancel = CancellationToken::new();

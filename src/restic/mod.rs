@@ -5,13 +5,15 @@
 //! * `env` — Backrest's environment/flag conventions;
 //! * `output` — typed JSON output of every command we parse;
 //! * `error` — failures classified, with restic's own words and a hint;
-//! * `repo` — one repository's commands (init, backup, snapshots, forget, …).
+//! * `repo` — one repository's commands (init, backup, snapshots, forget, …);
+//! * `sftp` — sftp repositories on restic without `-o sftp.args` (< 0.16.1).
 
 pub mod env;
 pub mod error;
 pub mod output;
 pub mod process;
 pub mod repo;
+pub mod sftp;
 pub mod version;
 
 use std::path::{Path, PathBuf};

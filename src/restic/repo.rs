@@ -13,6 +13,7 @@ use super::output::{
     self, BackupEvent, BackupSummary, ForgetGroup, LsLine, RepoConfig, Snapshot, Stats,
 };
 use super::process::{self, Exit, Invocation, Source};
+use super::sftp;
 use super::{Feature, Restic};
 use crate::pb::v1;
 
@@ -58,7 +59,12 @@ impl RepoClient {
     pub fn new(restic: Arc<Restic>, repo: v1::Repo) -> Result<RepoClient, String> {
         let lookup = |k: &str| std::env::var(k).ok();
         let env = env::repo_env(&repo, &lookup);
-        let flags = env::repo_flags(&repo, &lookup)?;
+        let mut flags = env::repo_flags(&repo, &lookup)?;
+        if !restic.supports(Feature::SftpArgs) {
+            let uri = env::expand_env(&repo.uri, &lookup);
+            flags = sftp::sftp_args_as_command(&uri, flags)
+                .map_err(|e| format!("repo {:?}: {e}", repo.id))?;
+        }
         let prefix = env::command_prefix(&repo, &env::on_path)?;
         Ok(RepoClient {
             restic,
@@ -73,10 +79,15 @@ impl RepoClient {
     pub fn invocation(&self, args: &[&str], per_call: Vec<String>) -> Invocation {
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         all.extend(self.flags.iter().cloned());
-        // Never let ssh stop at a password prompt (restic ≥ 0.16.1 only knows sftp.args).
+        // Never let ssh stop at a password prompt (restic ≥ 0.16.1 only knows
+        // sftp.args; older ones got an sftp.command in `new`). restic refuses
+        // sftp.args next to the user's own sftp.command.
         if self.repo.uri.starts_with("sftp:")
             && self.restic.supports(Feature::SftpArgs)
-            && !self.flags.iter().any(|f| f.contains("sftp.args"))
+            && !self
+                .flags
+                .iter()
+                .any(|f| f.contains("sftp.args") || f.contains("sftp.command"))
         {
             all.push("-o".into());
             all.push("sftp.args=-oBatchMode=yes".into());
@@ -128,6 +139,29 @@ impl RepoClient {
         Ok((exit, captured))
     }
 
+    /// The error for a failed run. restic 0.14 can exit before it relays
+    /// ssh's complaint and then only says "unable to start the sftp session":
+    /// ssh is asked directly, so an untrusted host key is still recognised.
+    async fn failure(&self, inv: &Invocation, code: Option<i32>, captured: &str) -> ResticError {
+        let mut output = captured.to_string();
+        if captured.contains("unable to start the sftp session")
+            && !captured.contains("subprocess ssh:")
+        {
+            let uri = self
+                .env
+                .iter()
+                .find(|(k, _)| k == "RESTIC_REPOSITORY")
+                .map(|(_, v)| v.as_str())
+                .unwrap_or(&self.repo.uri);
+            if let Some(argv) = sftp::ssh_argv(uri, &self.flags)
+                && let Some(said) = sftp::ssh_complaint(&argv, &self.env).await
+            {
+                output.push_str(&format!("ssh: {said}\n"));
+            }
+        }
+        ResticError::classify(&inv.display(), code, &output)
+    }
+
     /// Runs a command that must exit 0 and returns its stdout.
     async fn run_stdout(
         &self,
@@ -147,7 +181,7 @@ impl RepoClient {
             })
             .await?;
         if !exit.success() {
-            return Err(ResticError::classify(&inv.display(), exit.code, &captured));
+            return Err(self.failure(&inv, exit.code, &captured).await);
         }
         Ok(stdout)
     }
@@ -269,7 +303,7 @@ impl RepoClient {
             .await?;
         let partial = exit.code == Some(3);
         if !exit.success() && !partial {
-            let mut e = ResticError::classify(&inv.display(), exit.code, &captured);
+            let mut e = self.failure(&inv, exit.code, &captured).await;
             if let Some(msg) = exit_error {
                 e.output = super::error::trim_output(&msg);
             }
@@ -494,7 +528,7 @@ impl RepoClient {
         inv.env.push(("RESTIC_PROGRESS_FPS".into(), "2".into()));
         let (exit, captured) = self.exec(&inv, cancel, log, on_line).await?;
         if !exit.success() {
-            return Err(ResticError::classify(&inv.display(), exit.code, &captured));
+            return Err(self.failure(&inv, exit.code, &captured).await);
         }
         Ok(())
     }
@@ -510,7 +544,7 @@ impl RepoClient {
         let inv = self.invocation(&args, vec![]);
         let (exit, captured) = self.exec(&inv, cancel, log, |_, _| {}).await?;
         if !exit.success() {
-            return Err(ResticError::classify(&inv.display(), exit.code, &captured));
+            return Err(self.failure(&inv, exit.code, &captured).await);
         }
         Ok(())
     }
