@@ -1,7 +1,11 @@
-//! Hooks: actions run when a task event fires (see `actions`); `template` is
-//! the Go text/template engine hook texts are written in, `vars` the data
-//! (`HookVars`) they see and the entry point that renders them.
+//! Hooks (reference §10): user-configured actions run on task events.
+//! `engine` decides which hooks an event fires and runs them inside the
+//! task; `actions` performs each action (command, HTTP notifications,
+//! shoutrrr); `template` is the Go text/template engine hook texts are
+//! written in; `vars` is the data (`HookVars`) those templates see and the
+//! one entry point that renders them.
 
 pub mod actions;
+pub mod engine;
 pub mod template;
 pub mod vars;

@@ -66,6 +66,11 @@ pub struct TaskContext {
     /// (before a task that changes snapshots marks it stale): the backup
     /// then takes its parent snapshot from the index instead of asking restic.
     pub index_was_current: bool,
+    /// Set when a hook failed with a halting policy: how the task must end.
+    pub halt: Option<crate::hooks::engine::Halt>,
+    /// The task already ran its error hooks (otherwise the orchestrator
+    /// fires ANY_ERROR and the kind's error condition when it fails).
+    pub error_hooks_done: bool,
 }
 
 impl TaskContext {

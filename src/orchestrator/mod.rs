@@ -28,7 +28,8 @@ use crate::config::ConfigStore;
 use crate::connect::ShutdownSignal;
 use crate::logstore::LogStore;
 use crate::oplog::{OpLog, Query};
-use crate::pb::v1::{self, OperationStatus};
+use crate::hooks::engine::Halt;
+use crate::pb::v1::{self, OperationStatus, hook};
 use crate::restic::Restic;
 use context::{TASK_LOG_TTL, TaskContext, TaskLog};
 use queue::{Entry, Queue};
@@ -66,6 +67,34 @@ struct Sched {
     running: HashMap<i64, RunningTask>,
     running_count: usize,
     generation: u64,
+}
+
+/// Where a queued task stands in its hook-requested retries.
+#[derive(Clone, Copy)]
+struct RetryState {
+    /// Runs so far that ended in a retry (0 = first run).
+    attempt: u32,
+    /// Config generation when the task was queued: retries stop once the
+    /// config changed (Backrest's rule).
+    created_generation: u64,
+}
+
+/// How a run ended: follow-ups to queue, the outcome for waiters, and when
+/// to run again if a hook asked for a retry (with the attempt number).
+struct TaskEnd {
+    followups: Vec<(Task, u32)>,
+    outcome: Outcome,
+    retry_at: Option<(DateTime<Utc>, u32)>,
+}
+
+impl TaskEnd {
+    fn done(outcome: Outcome) -> TaskEnd {
+        TaskEnd {
+            followups: vec![],
+            outcome,
+            retry_at: None,
+        }
+    }
 }
 
 struct RunningTask {
@@ -418,7 +447,9 @@ impl Orchestrator {
             let added = self.0.oplog.add(vec![op]).await?;
             op_id = added.first().map(|o| o.id);
         }
-        self.0.sched.lock().unwrap().queue.push(Entry {
+        let mut s = self.0.sched.lock().unwrap();
+        let created_generation = s.generation;
+        s.queue.push(Entry {
             seq: 0,
             run_at,
             priority: prio,
@@ -426,7 +457,10 @@ impl Orchestrator {
             op_id,
             generation,
             waiters,
+            attempt: 0,
+            created_generation,
         });
+        drop(s);
         self.0.wake.notify_one();
         Ok(op_id.unwrap_or(0))
     }
@@ -484,7 +518,13 @@ impl Orchestrator {
             self.settle_unstarted(op_id, by_user.load(Ordering::SeqCst))
                 .await
         } else {
-            self.run_task(&task, op_id, cancel, &by_user).await.1
+            let no_retry = RetryState {
+                attempt: 0,
+                created_generation: u64::MAX,
+            };
+            self.run_task(&task, op_id, cancel, &by_user, no_retry)
+                .await
+                .outcome
         };
         {
             let mut s = self.0.sched.lock().unwrap();
@@ -633,10 +673,19 @@ impl Orchestrator {
             waiters,
             generation,
             priority: prio,
+            attempt,
+            created_generation,
             ..
         } = entry;
-        let outcome = self.run_task(&task, op_id, cancel, &by_user).await;
-        let (followups, outcome) = outcome;
+        let retry = RetryState {
+            attempt,
+            created_generation,
+        };
+        let TaskEnd {
+            followups,
+            outcome,
+            retry_at,
+        } = self.run_task(&task, op_id, cancel, &by_user, retry).await;
         {
             let mut s = self.0.sched.lock().unwrap();
             if let Some(r) = &task.repo_id {
@@ -646,6 +695,24 @@ impl Orchestrator {
                 s.running.remove(&id);
             }
             s.running_count -= 1;
+            if let Some((run_at, attempt)) = retry_at {
+                // Same operation, same waiters: they hear the final outcome.
+                s.queue.push(Entry {
+                    seq: 0,
+                    run_at,
+                    priority: prio,
+                    task: task.clone(),
+                    op_id,
+                    generation,
+                    waiters,
+                    attempt,
+                    created_generation,
+                });
+                drop(s);
+                self.0.idle.notify_waiters();
+                self.0.wake.notify_one();
+                return;
+            }
         }
         self.0.idle.notify_waiters();
         if !self.0.stopping.is_cancelled() {
@@ -682,18 +749,18 @@ impl Orchestrator {
         op_id: Option<i64>,
         cancel: CancellationToken,
         by_user: &AtomicBool,
-    ) -> (Vec<(Task, u32)>, Outcome) {
+        retry: RetryState,
+    ) -> TaskEnd {
         let config = self.config();
         let mut op = match op_id {
             Some(id) => match self.0.oplog.get(id).await {
                 Ok(Some(op)) => Some(op),
                 Ok(None) => {
-                    return (
-                        vec![],
-                        Outcome::Cancelled(format!("operation {id} was deleted before it ran")),
-                    );
+                    return TaskEnd::done(Outcome::Cancelled(format!(
+                        "operation {id} was deleted before it ran"
+                    )));
                 }
-                Err(e) => return (vec![], Outcome::Failed(format!("operation log: {e}"))),
+                Err(e) => return TaskEnd::done(Outcome::Failed(format!("operation log: {e}"))),
             },
             None => None,
         };
@@ -711,7 +778,7 @@ impl Orchestrator {
             o.status = OperationStatus::StatusInprogress as i32;
             match self.0.oplog.update(vec![o.clone()]).await {
                 Ok(mut v) => op = v.pop(),
-                Err(e) => return (vec![], Outcome::Failed(format!("operation log: {e}"))),
+                Err(e) => return TaskEnd::done(Outcome::Failed(format!("operation log: {e}"))),
             }
         }
         log.line(&format!("starting {}", task.name()));
@@ -740,13 +807,71 @@ impl Orchestrator {
             config,
             followups: vec![],
             index_was_current,
+            halt: None,
+            error_hooks_done: false,
         };
+        if retry.attempt > 0 {
+            self.forget_previous_hook_runs(&ctx).await;
+            if let Some(o) = ctx.op.as_mut() {
+                o.display_message = format!("running after {} retries", retry.attempt);
+            }
+        }
         let result = tasks::run(&mut ctx).await;
         if let (TaskKind::IndexSnapshots, Some(r), Ok(())) = (&task.kind, &task.repo_id, &result) {
             self.mark_index(r, true);
         }
+        // Every failure fires ANY_ERROR (and the kind's own error event),
+        // unless the task already ran its error hooks or was stopped.
+        if let Err(e) = &result {
+            if !ctx.error_hooks_done && !cancel.is_cancelled() {
+                let mut events = vec![hook::Condition::AnyError];
+                events.extend(crate::hooks::engine::error_condition(&task.kind));
+                let halt = ctx.halt;
+                let _ = crate::hooks::engine::execute(
+                    &ctx,
+                    &events,
+                    crate::hooks::engine::Extra::error(&e.0),
+                )
+                .await;
+                ctx.halt = halt;
+            }
+        }
+        // A hook asked for a retry: back to PENDING, run again later (only
+        // while the config is the one the task was queued under).
+        if let (Err(e), Some(Halt::Retry(policy))) = (&result, ctx.halt) {
+            let same_config = self.0.sched.lock().unwrap().generation == retry.created_generation;
+            if same_config && !cancel.is_cancelled() {
+                let attempt = retry.attempt + 1;
+                let delay = policy.delay(attempt);
+                let run_at = Utc::now()
+                    + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
+                log.line(&format!(
+                    "{e}\nretrying in {} (attempt {attempt})",
+                    crate::hooks::engine::go_duration(delay)
+                ));
+                if let Some(mut o) = ctx.op.take() {
+                    o.status = OperationStatus::StatusPending as i32;
+                    o.unix_time_start_ms = run_at.timestamp_millis();
+                    o.unix_time_end_ms = 0;
+                    o.display_message = format!(
+                        "waiting for retry, current backoff delay: {}",
+                        crate::hooks::engine::go_duration(delay)
+                    );
+                    if let Err(e) = self.0.oplog.update(vec![o]).await {
+                        tracing::error!("cannot record the retry of {}: {e}", task.name());
+                    }
+                }
+                log.close().await;
+                return TaskEnd {
+                    followups: vec![],
+                    outcome: Outcome::Failed(e.0.clone()),
+                    retry_at: Some((run_at, attempt)),
+                };
+            }
+        }
         let user_cancelled = by_user.load(Ordering::SeqCst);
         let interrupted = cancel.is_cancelled() && !user_cancelled;
+        let hook_cancelled = ctx.halt == Some(Halt::Cancel);
         let outcome = match &result {
             Ok(()) => match ctx.op.as_ref().map(|o| o.status) {
                 Some(s) if s == OperationStatus::StatusWarning as i32 => {
@@ -760,6 +885,7 @@ impl Orchestrator {
             Err(e) if interrupted => Outcome::Failed(format!(
                 "{e}\n\nnote: task was interrupted by server shutdown"
             )),
+            Err(e) if hook_cancelled => Outcome::Cancelled(e.to_string()),
             Err(e) => Outcome::Failed(e.to_string()),
         };
         match &outcome {
@@ -794,7 +920,35 @@ impl Orchestrator {
         } else {
             vec![]
         };
-        (followups, outcome)
+        TaskEnd {
+            followups,
+            outcome,
+            retry_at: None,
+        }
+    }
+
+    /// Before a retry: the previous attempt's hook operations go (Backrest
+    /// shows only the last attempt's).
+    async fn forget_previous_hook_runs(&self, ctx: &TaskContext) {
+        let Some(op) = ctx.op.as_ref() else { return };
+        let q = Query::all().flow_id(op.flow_id);
+        let Ok(ops) = self.0.oplog.query(&q).await else {
+            return;
+        };
+        let ids: Vec<i64> = ops
+            .iter()
+            .filter(|o| {
+                matches!(&o.op, Some(v1::operation::Op::OperationRunHook(h)) if h.parent_op == op.id)
+            })
+            .map(|o| o.id)
+            .collect();
+        if !ids.is_empty() {
+            if let Err(e) = self.0.oplog.delete(&ids).await {
+                tracing::warn!("cannot remove the hook runs of the previous attempt: {e}");
+            } else if let Err(e) = self.0.logs.delete_by_owners(&ids).await {
+                tracing::warn!("cannot remove the hook logs of the previous attempt: {e}");
+            }
+        }
     }
 
     /// Operations of this repo and plan, newest start first (for schedules).

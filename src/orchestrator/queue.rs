@@ -20,6 +20,10 @@ pub struct Entry {
     pub generation: u64,
     /// Who waits for the result (the Backup RPC).
     pub waiters: Vec<oneshot::Sender<Outcome>>,
+    /// Runs of this entry that ended in a hook-requested retry.
+    pub attempt: u32,
+    /// Config generation when it was first queued (retries need it unchanged).
+    pub created_generation: u64,
 }
 
 #[derive(Default)]
@@ -116,6 +120,8 @@ mod tests {
             op_id: Some(at),
             generation: 0,
             waiters: vec![],
+            attempt: 0,
+            created_generation: 0,
         }
     }
 

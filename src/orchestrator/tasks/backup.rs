@@ -8,7 +8,9 @@ use std::time::Duration;
 use super::convert;
 use crate::orchestrator::context::TaskContext;
 use crate::orchestrator::task::{Task, TaskError, TaskKind, priority};
-use crate::pb::v1::{self, OperationStatus, operation::Op};
+use crate::hooks::engine::Extra;
+use crate::hooks::engine::SnapshotStats;
+use crate::pb::v1::{self, OperationStatus, hook::Condition, operation::Op};
 use crate::restic::output::BackupEvent;
 use crate::restic::repo::BackupArgs;
 use crate::restic::{Feature, env};
@@ -35,6 +37,7 @@ pub async fn run(ctx: &mut TaskContext, plan_id: &str, dry_run: bool) -> Result<
         dry_run,
         ..Default::default()
     }));
+    super::start_hooks(ctx, Condition::SnapshotStart, "snapshot").await?;
     super::auto_unlock(ctx, &client).await?;
 
     // Every path must exist: restic 0.14 silently skips missing ones.
@@ -68,14 +71,20 @@ pub async fn run(ctx: &mut TaskContext, plan_id: &str, dry_run: bool) -> Result<
     };
     let parent_from_index = parent.is_some();
     if parent.is_none() {
-        parent = client
+        // Part of the backup proper (Backrest looks it up inside its backup
+        // call): a failure here is a failed backup, with its error hooks.
+        match client
             .snapshots(Some(&tag_filter), &ctx.cancel, &mut sink)
-            .await?
-            .last()
-            .map(|s| Parent {
-                id: s.id.clone(),
-                tree: s.tree.clone(),
-            });
+            .await
+        {
+            Ok(list) => {
+                parent = list.last().map(|s| Parent {
+                    id: s.id.clone(),
+                    tree: s.tree.clone(),
+                })
+            }
+            Err(e) => return Err(backup_failed(ctx, e.to_string()).await),
+        }
     }
 
     let native_skip = plan.skip_if_unchanged && client.restic.supports(Feature::SkipIfUnchanged);
@@ -133,7 +142,7 @@ pub async fn run(ctx: &mut TaskContext, plan_id: &str, dry_run: bool) -> Result<
 
     let result = match result {
         Ok(r) => r,
-        Err(e) => return Err(TaskError(format!("failed to backup: {e}"))),
+        Err(e) => return Err(backup_failed(ctx, e.to_string()).await),
     };
 
     let summary = result.summary;
@@ -182,29 +191,46 @@ pub async fn run(ctx: &mut TaskContext, plan_id: &str, dry_run: bool) -> Result<
         skipped = true;
     }
 
+    let pb_summary = convert::summary_entry(&summary, &snapshot_id);
+    // The end hooks see the summary, and the partial-backup text as `.Error`.
+    let mut extra = Extra {
+        snapshot_id: snapshot_id.clone(),
+        snapshot_stats: Some(SnapshotStats::from_summary(&pb_summary)),
+        error: String::new(),
+    };
     let op = ctx.op_mut();
     if let Some(Op::OperationBackup(b)) = op.op.as_mut() {
+        if result.partial {
+            extra.error = format!(
+                "partial backup, {} files may not have been read completely.",
+                b.errors.len()
+            );
+        }
         b.last_status = Some(v1::BackupProgressEntry {
-            entry: Some(v1::backup_progress_entry::Entry::Summary(
-                convert::summary_entry(&summary, &snapshot_id),
-            )),
+            entry: Some(v1::backup_progress_entry::Entry::Summary(pb_summary)),
         });
     }
     op.snapshot_id = snapshot_id.clone();
+    let mut events = Vec::new();
     if dry_run {
         op.display_message = DRY_RUN_MESSAGE.into();
         op.snapshot_id.clear();
-        return Ok(());
+    } else {
+        if result.partial {
+            op.status = OperationStatus::StatusWarning as i32;
+            op.display_message = PARTIAL_MESSAGE.into();
+        }
+        if skipped {
+            op.display_message = SKIPPED_MESSAGE.into();
+            events.push(Condition::SnapshotSkipped);
+        }
     }
-    if result.partial {
-        op.status = OperationStatus::StatusWarning as i32;
-        op.display_message = PARTIAL_MESSAGE.into();
-    }
-    if skipped {
-        op.display_message = SKIPPED_MESSAGE.into();
-        return Ok(());
-    }
-    if !snapshot_id.is_empty() {
+    events.push(match result.partial && !dry_run {
+        true => Condition::SnapshotWarning,
+        false => Condition::SnapshotSuccess,
+    });
+    events.push(Condition::SnapshotEnd);
+    if !dry_run && !skipped && !snapshot_id.is_empty() {
         let flow = op.flow_id;
         let repo_id = ctx.repo_id().to_string();
         let repo = ctx.repo()?;
@@ -237,7 +263,19 @@ pub async fn run(ctx: &mut TaskContext, plan_id: &str, dry_run: bool) -> Result<
             priority::INDEX_SNAPSHOTS,
         );
     }
-    Ok(())
+    super::end_hooks(ctx, &events, extra, "snapshot").await
+}
+
+/// A failure of restic during the backup: SNAPSHOT_ERROR, ANY_ERROR and
+/// SNAPSHOT_END hooks, in Backrest's order, then the task's error.
+async fn backup_failed(ctx: &mut TaskContext, restic_error: String) -> TaskError {
+    let err = TaskError(format!("failed to backup: {restic_error}"));
+    let events = [
+        Condition::SnapshotError,
+        Condition::AnyError,
+        Condition::SnapshotEnd,
+    ];
+    super::error_hooks(ctx, &events, Extra::error(&err.0), err).await
 }
 
 /// The parent snapshot of a backup: what `--parent` and the emulated

@@ -2,7 +2,8 @@
 
 use crate::orchestrator::context::TaskContext;
 use crate::orchestrator::task::TaskError;
-use crate::pb::v1::{self, check_policy::Mode, operation::Op};
+use crate::hooks::engine::Extra;
+use crate::pb::v1::{self, check_policy::Mode, hook::Condition, operation::Op};
 
 pub async fn run(ctx: &mut TaskContext) -> Result<(), TaskError> {
     let client = ctx.client()?;
@@ -13,6 +14,7 @@ pub async fn run(ctx: &mut TaskContext) -> Result<(), TaskError> {
         output_logref: logref,
     }));
     ctx.save_op().await?;
+    super::start_hooks(ctx, Condition::CheckStart, "check").await?;
     super::auto_unlock(ctx, &client).await?;
     let percent = match repo.check_policy.as_ref().and_then(|p| p.mode.as_ref()) {
         Some(Mode::ReadDataSubsetPercent(p)) if *p > 0.0 => Some(*p),
@@ -21,6 +23,10 @@ pub async fn run(ctx: &mut TaskContext) -> Result<(), TaskError> {
     let mut sink = super::tee(ctx, out.clone());
     let result = client.check(percent, &ctx.cancel, &mut sink).await;
     out.close().await;
-    result.map_err(|e| TaskError(format!("check: {e}")))?;
-    Ok(())
+    if let Err(e) = result {
+        let err = TaskError(format!("check: {e}"));
+        let events = [Condition::CheckError, Condition::AnyError];
+        return Err(super::error_hooks(ctx, &events, Extra::error(&err.0), err).await);
+    }
+    super::end_hooks(ctx, &[Condition::CheckSuccess], Extra::default(), "check").await
 }

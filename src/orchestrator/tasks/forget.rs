@@ -4,7 +4,8 @@ use super::convert;
 use crate::oplog::Query;
 use crate::orchestrator::context::TaskContext;
 use crate::orchestrator::task::{Task, TaskError, TaskKind, priority};
-use crate::pb::v1::{self, operation::Op};
+use crate::hooks::engine::Extra;
+use crate::pb::v1::{self, hook::Condition, operation::Op};
 use crate::restic::repo::keep_flags;
 
 /// Per-plan retention (after a backup, or the Forget RPC without a snapshot).
@@ -59,13 +60,16 @@ async fn apply(
     let flags = keep_flags(&retention).map_err(|e| TaskError(format!("forget: {e}")))?;
     if flags.is_empty() {
         // Keep-all (Backrest crashes here): nothing to forget.
+        super::start_hooks(ctx, Condition::ForgetStart, "forget").await?;
         ctx.log
             .line("retention keeps every snapshot: nothing to forget");
         ctx.op_mut().display_message =
             "retention policy keeps all snapshots; nothing was forgotten".into();
-        return Ok(());
+        return super::end_hooks(ctx, &[Condition::ForgetSuccess], Extra::default(), "forget")
+            .await;
     }
     super::auto_unlock(ctx, &client).await?;
+    super::start_hooks(ctx, Condition::ForgetStart, "forget").await?;
     let mut sink = ctx.sink();
     let groups = client
         .forget(flags, per_call, &ctx.cancel, &mut sink)
@@ -79,7 +83,8 @@ async fn apply(
         forget: removed.iter().map(|s| convert::snapshot(s, None)).collect(),
         policy: Some(retention),
     }));
-    mark_forgotten(ctx, removed.iter().map(|s| s.id.clone()).collect()).await
+    mark_forgotten(ctx, removed.iter().map(|s| s.id.clone()).collect()).await?;
+    super::end_hooks(ctx, &[Condition::ForgetSuccess], Extra::default(), "forget").await
 }
 
 /// Marks the index operations of forgotten snapshots.

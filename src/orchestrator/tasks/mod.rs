@@ -18,7 +18,69 @@ use chrono::{DateTime, Utc};
 use super::context::TaskContext;
 use super::task::{Task, TaskError, TaskKind};
 use super::{Orchestrator, schedule};
-use crate::pb::v1::{self, OperationStatus, operation::Op};
+use crate::hooks::engine::Extra;
+use crate::pb::v1::{self, OperationStatus, hook, operation::Op};
+
+/// Runs the hooks `events` fire. A halting hook failure is remembered in
+/// `ctx.halt` (it decides how the task ends) and returned as the error.
+pub async fn hooks(
+    ctx: &mut TaskContext,
+    events: &[hook::Condition],
+    extra: Extra,
+) -> Result<(), TaskError> {
+    match crate::hooks::engine::execute(ctx, events, extra).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            ctx.halt = Some(e.halt);
+            Err(TaskError(e.message))
+        }
+    }
+}
+
+/// Runs the hooks of a start event (`CONDITION_*_START`); on a halting
+/// failure the task fails with `<what> start hook: …` after its error hooks
+/// ran, as when any other step fails.
+pub async fn start_hooks(
+    ctx: &mut TaskContext,
+    event: hook::Condition,
+    what: &str,
+) -> Result<(), TaskError> {
+    hooks(ctx, &[event], Extra::default())
+        .await
+        .map_err(|e| TaskError(format!("{what} start hook: {}", e.0)))
+}
+
+/// Runs the hooks of an end event; a halting failure fails the task with
+/// `<what> end hook: …` and no error hooks (Backrest's order).
+pub async fn end_hooks(
+    ctx: &mut TaskContext,
+    events: &[hook::Condition],
+    extra: Extra,
+    what: &str,
+) -> Result<(), TaskError> {
+    hooks(ctx, events, extra).await.map_err(|e| {
+        ctx.error_hooks_done = true;
+        TaskError(format!("{what} end hook: {}", e.0))
+    })
+}
+
+/// Runs the error hooks of a failure the task reports itself (`events` in
+/// the task's order) and returns the error unchanged; their own failures
+/// only show on their operations.
+pub async fn error_hooks(
+    ctx: &mut TaskContext,
+    events: &[hook::Condition],
+    extra: Extra,
+    err: TaskError,
+) -> TaskError {
+    ctx.error_hooks_done = true;
+    if !ctx.cancel.is_cancelled() {
+        let halt = ctx.halt;
+        let _ = crate::hooks::engine::execute(ctx, events, extra).await;
+        ctx.halt = halt;
+    }
+    err
+}
 
 pub async fn run(ctx: &mut TaskContext) -> Result<(), TaskError> {
     match ctx.task.kind.clone() {

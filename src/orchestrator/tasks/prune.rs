@@ -2,7 +2,8 @@
 
 use crate::orchestrator::context::TaskContext;
 use crate::orchestrator::task::{Task, TaskError, TaskKind, priority};
-use crate::pb::v1::{self, operation::Op};
+use crate::hooks::engine::Extra;
+use crate::pb::v1::{self, hook::Condition, operation::Op};
 
 /// `--max-unused` from the prune policy (Backrest's rules: 25% without a policy).
 pub fn max_unused(policy: Option<&v1::PrunePolicy>) -> String {
@@ -30,6 +31,7 @@ pub async fn run(ctx: &mut TaskContext) -> Result<(), TaskError> {
         output_logref: logref.clone(),
     }));
     ctx.save_op().await?;
+    super::start_hooks(ctx, Condition::PruneStart, "prune").await?;
     super::auto_unlock(ctx, &client).await?;
     let mut sink = super::tee(ctx, out.clone());
     let result = client
@@ -40,12 +42,16 @@ pub async fn run(ctx: &mut TaskContext) -> Result<(), TaskError> {
         )
         .await;
     out.close().await;
-    result.map_err(|e| TaskError(format!("prune: {e}")))?;
+    if let Err(e) = result {
+        let err = TaskError(format!("prune: {e}"));
+        let events = [Condition::PruneError, Condition::AnyError];
+        return Err(super::error_hooks(ctx, &events, Extra::error(&err.0), err).await);
+    }
     if super::stats::followup_due(ctx).await? {
         let repo_id = ctx.repo_id().to_string();
         ctx.followup(Task::oneoff(TaskKind::Stats, &repo_id), priority::STATS);
     }
-    Ok(())
+    super::end_hooks(ctx, &[Condition::PruneSuccess], Extra::default(), "prune").await
 }
 
 #[cfg(test)]
