@@ -47,3 +47,56 @@ pub fn lock(dir: &Path) -> anyhow::Result<DataDirLock> {
     }
     Ok(DataDirLock { _file: file, path })
 }
+
+/// Reads the secret key `<dir>/<name>`, or creates it (`len` random bytes,
+/// mode 0600) when it does not exist. `what` names it in messages ("JWT
+/// secret"). The file is written under a temporary name and renamed, so a
+/// crash never leaves half a key; an empty file (a crash on a filesystem that
+/// reordered the rename) is replaced, as nothing can have been signed with it.
+/// Existing keys of any length are used as they are.
+pub fn load_or_create_secret(
+    dir: &Path,
+    name: &str,
+    len: usize,
+    what: &str,
+) -> anyhow::Result<Vec<u8>> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+
+    let path = dir.join(name);
+    match fs::read(&path) {
+        Ok(bytes) if !bytes.is_empty() => {
+            if fs::metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+                tracing::warn!(path = %path.display(), "the {what} is readable by other users; consider chmod 600");
+            }
+            return Ok(bytes);
+        }
+        Ok(_) => {
+            tracing::warn!(path = %path.display(), "the {what} file is empty; generating a new one")
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read the {what} {}", path.display()));
+        }
+    }
+    let mut secret = vec![0u8; len];
+    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("cannot get random bytes: {e}"))?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let _ = fs::remove_file(&tmp);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    f.write_all(&secret)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, &path)
+        .with_context(|| format!("cannot create the {what} {}", path.display()))?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    tracing::info!(path = %path.display(), "generated a new {what}");
+    Ok(secret)
+}

@@ -11,6 +11,7 @@ pub mod config;
 pub mod connect;
 pub mod datadir;
 pub mod docs;
+pub mod download;
 pub mod hooks;
 pub mod logstore;
 pub mod oplog;

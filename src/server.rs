@@ -29,6 +29,8 @@ pub struct AppInner {
     pub orchestrator: Orchestrator,
     pub shutdown: ShutdownSignal,
     pub auth: Arc<crate::auth::Auth>,
+    /// Signs and checks download links (`<data-dir>/download-secret`).
+    pub download_links: crate::download::LinkSigner,
 }
 
 /// Shared, cheaply clonable application state.
@@ -62,6 +64,7 @@ pub fn app(state: AppState) -> Router {
         )))
         .merge(v1sync::backrest_sync_service_router(Arc::new(SyncPeerApi)))
         .merge(crate::docs::routes())
+        .merge(crate::download::routes(state.clone()))
         .merge(crate::web::routes(state.clone()))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -110,6 +113,11 @@ pub async fn open_state(
             .context("cannot set up authentication")?,
     );
     crate::auth::warn_if_open(&options.bind_address, &config.get());
+    let download_links = crate::download::LinkSigner::open(
+        &options.data_dir,
+        crate::download::Clock::from_env()?,
+    )
+    .context("cannot set up download links")?;
     let orchestrator = Orchestrator::new(
         config.clone(),
         oplog.clone(),
@@ -126,6 +134,7 @@ pub async fn open_state(
         orchestrator,
         shutdown,
         auth,
+        download_links,
     }));
     Ok((state, lock))
 }

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod backup;
 pub mod config;
+pub mod download;
 pub mod logs;
 pub mod operations;
 pub mod paths;
@@ -166,6 +167,14 @@ impl v1::Backrest for BackrestApi {
         req: v1::LogDataRequest,
     ) -> Result<ServerStream<types::BytesValue>, ConnectError> {
         logs::get_logs(&self.state, req).await
+    }
+
+    async fn get_download_url(
+        &self,
+        _ctx: RequestContext,
+        req: v1::GetDownloadUrlRequest,
+    ) -> Result<types::StringValue, ConnectError> {
+        download::get_download_url(&self.state, req).await
     }
 
     async fn path_autocomplete(

@@ -4,8 +4,6 @@
 //! A data directory Backrest created keeps working: its secret is used as is,
 //! so tokens it issued stay valid here and the other way round.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -77,44 +75,7 @@ impl TokenKeys {
 /// it does not exist. An empty file (a crash between create and write) is
 /// replaced: no token can have been signed with it.
 pub fn load_or_create_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
-    let path = data_dir.join(SECRET_FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) if !bytes.is_empty() => {
-            if std::fs::metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
-                tracing::warn!(path = %path.display(), "the JWT secret is readable by other users; consider chmod 600");
-            }
-            return Ok(bytes);
-        }
-        Ok(_) => {
-            tracing::warn!(path = %path.display(), "the JWT secret file is empty; generating a new secret")
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(e)
-                .with_context(|| format!("cannot read the JWT secret {}", path.display()));
-        }
-    }
-    let mut secret = vec![0u8; SECRET_LEN];
-    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("cannot get random bytes: {e}"))?;
-    // Write a temp file and rename it, so a crash never leaves half a secret.
-    let tmp = data_dir.join(format!(".{SECRET_FILE}.tmp"));
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
-    f.write_all(&secret)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, &path)
-        .with_context(|| format!("cannot create the JWT secret {}", path.display()))?;
-    if let Ok(dir) = std::fs::File::open(data_dir) {
-        let _ = dir.sync_all();
-    }
-    tracing::info!(path = %path.display(), "generated a new JWT signing secret");
-    Ok(secret)
+    crate::datadir::load_or_create_secret(data_dir, SECRET_FILE, SECRET_LEN, "JWT secret")
 }
 
 #[cfg(test)]
@@ -122,6 +83,7 @@ mod tests {
     use super::*;
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn issue_and_verify() {

@@ -1,0 +1,671 @@
+//! Downloads of restored files, end to end: the real binary and the real
+//! restic back up a tree (nested directories, a link pointing outside it, a
+//! link inside it), restore it, and GetDownloadURL links then serve a file as
+//! it is and a directory as a `.tar.gz` (decoded and checked here). Escapes
+//! (`..`, `%2e%2e`, absolute paths, NUL, links out) and forged tokens are
+//! refused; the RPC needs a login when auth is on but the link does not; a
+//! link survives a restart and expires 24 hours after issue (checked by
+//! restarting with the testing clock knob).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+const SECRET: &str = "TOP SECRET: this must never be downloadable";
+const TIME_OFFSET_ENV: &str = "BACKREST_RS_TEST_TIME_OFFSET_SECS";
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+/// An int64 in protojson (a string), a number, or absent (0).
+fn num(v: &Value) -> i64 {
+    match v {
+        Value::String(s) => s.parse().unwrap(),
+        Value::Number(n) => n.as_i64().unwrap(),
+        _ => 0,
+    }
+}
+
+/// Deterministic bytes that don't compress.
+fn noise(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// The tree that gets backed up: regular files at three depths, a name
+/// that needs encoding, a link pointing out of the tree (at `secret`), a
+/// link that stays inside.
+fn make_tree(src: &Path, secret: &Path) {
+    std::fs::create_dir_all(src.join("nested/deeper")).unwrap();
+    std::fs::write(src.join("top.txt"), "top file\n").unwrap();
+    std::fs::write(src.join("data.bin"), noise(7, 200_000)).unwrap();
+    std::fs::write(src.join("naïve file.txt"), "accents\n").unwrap();
+    std::fs::write(src.join("nested/inner.txt"), "inner\n".repeat(50)).unwrap();
+    std::fs::write(src.join("nested/deeper/leaf.txt"), "leaf\n").unwrap();
+    std::os::unix::fs::symlink(secret, src.join("link-out")).unwrap();
+    std::os::unix::fs::symlink("../top.txt", src.join("nested/link-in")).unwrap();
+}
+
+struct Env {
+    s: Server,
+    tmp: tempfile::TempDir,
+}
+
+impl Env {
+    fn path(&self, p: &str) -> PathBuf {
+        self.tmp.path().join(p)
+    }
+}
+
+/// A server with repo `r1` and plan `p1` over `<tmp>/src`, backed up once.
+/// `extra_plans` may make more files under `<tmp>` and returns more plans.
+async fn setup(extra_plans: impl FnOnce(&Path) -> Vec<Value>) -> Env {
+    let s = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("outside")).unwrap();
+    let secret = tmp.path().join("outside/secret.txt");
+    std::fs::write(&secret, SECRET).unwrap();
+    make_tree(&tmp.path().join("src"), &secret);
+
+    let mut cfg = ok_json(&s, "/v1.Backrest/GetConfig", json!({})).await;
+    cfg["instance"] = json!("downloads-test");
+    ok_json(&s, "/v1.Backrest/SetConfig", cfg).await;
+    let mut cfg = ok_json(
+        &s,
+        "/v1.Backrest/AddRepo",
+        json!({"repo": {"id": "r1", "uri": tmp.path().join("repo"), "password": "pw"}}),
+    )
+    .await;
+    let mut plans = vec![json!({"id": "p1", "repo": "r1", "paths": [tmp.path().join("src")]})];
+    plans.extend(extra_plans(tmp.path()));
+    cfg["plans"] = json!(plans);
+    ok_json(&s, "/v1.Backrest/SetConfig", cfg).await;
+    ok_json(&s, "/v1.Backrest/Backup", json!({"value": "p1"})).await;
+    Env { s, tmp }
+}
+
+async fn ops(s: &Server, selector: Value) -> Vec<Value> {
+    let v = ok_json(
+        s,
+        "/v1.Backrest/GetOperations",
+        json!({ "selector": selector }),
+    )
+    .await;
+    v["operations"].as_array().cloned().unwrap_or_default()
+}
+
+async fn op_by_id(s: &Server, id: i64) -> Value {
+    let found = ops(s, json!({"ids": [id.to_string()]})).await;
+    assert_eq!(found.len(), 1, "operation {id} not found");
+    found.into_iter().next().unwrap()
+}
+
+/// Polls until `pred` gives a value.
+async fn wait_for<T>(
+    s: &Server,
+    what: &str,
+    timeout: Duration,
+    mut pred: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = pred().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "{what}: not within {timeout:?}\nserver log:\n{}",
+                s.stderr()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_done(s: &Server, id: i64) -> Value {
+    wait_for(
+        s,
+        &format!("operation {id} to finish"),
+        Duration::from_secs(60),
+        async || {
+            let op = op_by_id(s, id).await;
+            (!matches!(s_status(&op), "STATUS_PENDING" | "STATUS_INPROGRESS")).then_some(op)
+        },
+    )
+    .await
+}
+
+fn s_status(op: &Value) -> &str {
+    s(&op["status"])
+}
+
+async fn snapshot_of(env: &Env, plan: &str) -> String {
+    let v = ok_json(
+        &env.s,
+        "/v1.Backrest/ListSnapshots",
+        json!({"repoId": "r1", "planId": plan}),
+    )
+    .await;
+    s(&v["snapshots"][0]["id"]).to_string()
+}
+
+/// Schedules a restore of all of `<tmp>/src` into `<tmp>/<target>` (the tree
+/// lands at `<tmp>/<target>/src`); returns the operation id.
+async fn restore(env: &Env, snapshot: &str, target: &str) -> i64 {
+    let v = ok_json(
+        &env.s,
+        "/v1.Backrest/Restore",
+        json!({"repoId": "r1", "planId": "p1", "snapshotId": snapshot,
+               "path": env.path("src"), "target": env.path(target)}),
+    )
+    .await;
+    num(&v["operationId"])
+}
+
+/// GetDownloadURL: Ok(the relative URL) or Err((HTTP status, Connect code)).
+async fn download_url(s: &Server, op_id: i64, file_path: &str) -> Result<String, (u16, String)> {
+    let (status, v) = call_json(
+        s,
+        "/v1.Backrest/GetDownloadURL",
+        json!({"opId": op_id.to_string(), "filePath": file_path}),
+    )
+    .await;
+    if status == 200 {
+        Ok(s_str(&v["value"]))
+    } else {
+        Err((status, s_str(&v["code"])))
+    }
+}
+
+fn s_str(v: &Value) -> String {
+    s(v).to_string()
+}
+
+/// The absolute path of a URL that GetDownloadURL returned (`./download/…`).
+fn link_path(url: &str) -> String {
+    let rest = url
+        .strip_prefix("./download/")
+        .unwrap_or_else(|| panic!("not a ./download/ URL: {url}"));
+    assert!(url.ends_with('/'), "{url}");
+    format!("/download/{rest}")
+}
+
+struct Got {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Got {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+async fn get(s: &Server, path: &str) -> Got {
+    let resp = client().get(s.url(path)).send().await.unwrap();
+    Got {
+        status: resp.status().as_u16(),
+        headers: resp.headers().clone(),
+        body: resp.bytes().await.unwrap().to_vec(),
+    }
+}
+
+/// A GET sent byte for byte as written: HTTP clients normalize `..` and
+/// `%2e%2e` out of URLs before sending, which would hide what the server
+/// does with them. Returns (status, body).
+fn raw_get(s: &Server, path: &str) -> (u16, String) {
+    let addr = s.base.strip_prefix("http://").unwrap();
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {answer}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[derive(Debug, PartialEq)]
+enum Entry {
+    Dir,
+    File(Vec<u8>),
+    Link(String),
+}
+
+/// A `.tar.gz` as name → entry.
+fn untar(targz: &[u8]) -> BTreeMap<String, Entry> {
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(targz));
+    let mut out = BTreeMap::new();
+    for e in ar.entries().expect("a tar archive") {
+        let mut e = e.expect("a complete tar entry");
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let entry = match e.header().entry_type() {
+            tar::EntryType::Directory => Entry::Dir,
+            tar::EntryType::Symlink => Entry::Link(
+                e.link_name()
+                    .unwrap()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
+            tar::EntryType::Regular => {
+                let mut data = Vec::new();
+                e.read_to_end(&mut data).unwrap();
+                Entry::File(data)
+            }
+            other => panic!("unexpected entry type {other:?} for {name}"),
+        };
+        assert!(out.insert(name.clone(), entry).is_none(), "{name} twice");
+    }
+    out
+}
+
+fn assert_download_headers(g: &Got, what: &str) {
+    assert_eq!(g.header("x-content-type-options"), "nosniff", "{what}");
+    assert_eq!(g.header("x-frame-options"), "DENY", "{what}");
+    assert_eq!(g.header("cache-control"), "no-store", "{what}");
+}
+
+/// Escapes and bad tokens never get the secret file, and say why.
+fn assert_refused(got: (u16, String), status: u16, what: &str) {
+    assert_eq!(got.0, status, "{what}: {}", got.1);
+    assert!(!got.1.contains(SECRET), "{what} leaked the secret");
+    assert!(!got.1.trim().is_empty(), "{what}: the refusal says why");
+}
+
+#[tokio::test]
+async fn restored_files_and_directories_download_and_nothing_escapes() {
+    let mut env = setup(|_| vec![]).await;
+    let snap = snapshot_of(&env, "p1").await;
+    let rid = restore(&env, &snap, "restored").await;
+    let op = wait_done(&env.s, rid).await;
+    assert_eq!(s_status(&op), "STATUS_SUCCESS", "{op}");
+    let src = env.path("src");
+
+    // A file, as it is.
+    let url = download_url(&env.s, rid, "src/top.txt").await.unwrap();
+    let top_link = link_path(&url);
+    let g = get(&env.s, &top_link).await;
+    assert_eq!(g.status, 200, "{}", g.text());
+    assert_eq!(g.body, std::fs::read(src.join("top.txt")).unwrap());
+    assert_eq!(g.header("content-type"), "text/plain");
+    assert_eq!(g.header("content-length"), "9");
+    assert_eq!(
+        g.header("content-disposition"),
+        "attachment; filename=\"top.txt\""
+    );
+    assert_download_headers(&g, "file");
+    let url = download_url(&env.s, rid, "src/data.bin").await.unwrap();
+    let g = get(&env.s, &link_path(&url)).await;
+    assert_eq!(g.status, 200);
+    assert!(g.body == noise(7, 200_000), "data.bin differs");
+    assert_eq!(g.header("content-type"), "application/octet-stream");
+    // A name that is not ASCII keeps its spelling in filename*.
+    let url = download_url(&env.s, rid, "src/naïve file.txt")
+        .await
+        .unwrap();
+    let g = get(&env.s, &link_path(&url)).await;
+    assert_eq!(g.body, b"accents\n");
+    assert_eq!(
+        g.header("content-disposition"),
+        "attachment; filename=\"na_ve file.txt\"; filename*=UTF-8''na%C3%AFve%20file.txt"
+    );
+
+    // A directory, as a .tar.gz of everything below it; links stay links.
+    let url = download_url(&env.s, rid, "src").await.unwrap();
+    let dir_link = link_path(&url);
+    let g = get(&env.s, &dir_link).await;
+    assert_eq!(g.status, 200, "{}", g.text());
+    assert_eq!(g.header("content-type"), "application/gzip");
+    assert_eq!(
+        g.header("content-disposition"),
+        "attachment; filename=\"src.tar.gz\""
+    );
+    assert_download_headers(&g, "directory");
+    let tree = untar(&g.body);
+    let file = |p: &str| Entry::File(std::fs::read(src.join(p)).unwrap());
+    let want = BTreeMap::from([
+        ("data.bin".to_string(), file("data.bin")),
+        (
+            "link-out".to_string(),
+            Entry::Link(env.path("outside/secret.txt").to_string_lossy().into()),
+        ),
+        ("naïve file.txt".to_string(), file("naïve file.txt")),
+        ("nested".to_string(), Entry::Dir),
+        ("nested/deeper".to_string(), Entry::Dir),
+        (
+            "nested/deeper/leaf.txt".to_string(),
+            file("nested/deeper/leaf.txt"),
+        ),
+        ("nested/inner.txt".to_string(), file("nested/inner.txt")),
+        (
+            "nested/link-in".to_string(),
+            Entry::Link("../top.txt".into()),
+        ),
+        ("top.txt".to_string(), file("top.txt")),
+    ]);
+    assert_eq!(tree, want);
+
+    // The whole restore (the UI's "Download files": file path "").
+    let url = download_url(&env.s, rid, "").await.unwrap();
+    let g = get(&env.s, &link_path(&url)).await;
+    assert_eq!(g.status, 200);
+    assert_eq!(
+        g.header("content-disposition"),
+        "attachment; filename=\"restored.tar.gz\""
+    );
+    let whole = untar(&g.body);
+    assert_eq!(whole.get("src"), Some(&Entry::Dir));
+    assert_eq!(
+        whole.get("src/nested/deeper/leaf.txt"),
+        Some(&file("nested/deeper/leaf.txt"))
+    );
+    assert_eq!(whole.len(), want.len() + 1);
+
+    // Below a directory link: one file, or a subdirectory; a link inside
+    // the restore is followed.
+    let g = get(&env.s, &format!("{dir_link}nested/inner.txt")).await;
+    assert_eq!(
+        (g.status, g.body),
+        (200, std::fs::read(src.join("nested/inner.txt")).unwrap())
+    );
+    let g = get(&env.s, &format!("{dir_link}nested/deeper/")).await;
+    assert_eq!(
+        untar(&g.body),
+        BTreeMap::from([("leaf.txt".to_string(), file("nested/deeper/leaf.txt"))])
+    );
+    let g = get(&env.s, &format!("{dir_link}nested/link-in")).await;
+    assert_eq!((g.status, g.body), (200, b"top file\n".to_vec()));
+    let g = get(&env.s, &format!("{dir_link}na%C3%AFve%20file.txt")).await;
+    assert_eq!((g.status, g.body), (200, b"accents\n".to_vec()));
+
+    // Escapes, sent byte for byte.
+    let escapes = [
+        ("../../outside/secret.txt", 400, "dot-dot"),
+        (
+            "nested/../../../outside/secret.txt",
+            400,
+            "dot-dot after a name",
+        ),
+        ("%2e%2e/%2e%2e/outside/secret.txt", 400, "encoded dot-dot"),
+        (
+            "%2E%2E%2F%2E%2E%2Foutside%2Fsecret.txt",
+            400,
+            "encoded dot-dot and slashes",
+        ),
+        ("/etc/passwd", 400, "absolute path"),
+        ("%2Fetc%2Fpasswd", 400, "encoded absolute path"),
+        ("top.txt%00.png", 400, "NUL"),
+        ("%zz", 400, "bad percent-encoding"),
+        ("link-out", 403, "a link pointing outside"),
+        ("nested/../link-out", 400, "dot-dot to a link"),
+        ("missing.txt", 404, "a file that does not exist"),
+    ];
+    for (rest, status, what) in escapes {
+        assert_refused(raw_get(&env.s, &format!("{dir_link}{rest}")), status, what);
+    }
+    // The same through the RPC: no link is issued.
+    for (path, code) in [
+        ("../outside/secret.txt", "invalid_argument"),
+        ("src/../../outside", "invalid_argument"),
+        ("/etc/passwd", "invalid_argument"),
+        ("src/link-out", "invalid_argument"),
+        ("src/missing.txt", "not_found"),
+    ] {
+        let err = download_url(&env.s, rid, path).await.unwrap_err();
+        assert_eq!(err.1, code, "GetDownloadURL({path:?})");
+    }
+    // The link-out file link was never issued, but a link to the restore's
+    // top cannot reach through it either.
+    let url = download_url(&env.s, rid, "").await.unwrap();
+    assert_refused(
+        raw_get(&env.s, &format!("{}src/link-out", link_path(&url))),
+        403,
+        "a link out, from the top",
+    );
+
+    // Forged and broken tokens.
+    let token = top_link
+        .strip_prefix("/download/")
+        .unwrap()
+        .trim_end_matches('/');
+    let mut tampered = token.to_string().into_bytes();
+    let i = tampered.len() - 3;
+    tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let (header, rest) = token.split_once('.').unwrap();
+    let (_, sig) = rest.split_once('.').unwrap();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    // The same signature over a payload naming another path.
+    let claims: Value =
+        serde_json::from_slice(&b64.decode(rest.split('.').next().unwrap()).unwrap()).unwrap();
+    let mut sub: Value = serde_json::from_str(s(&claims["sub"])).unwrap();
+    sub["file_path"] = json!("src/link-out");
+    let forged_claims = json!({"sub": sub.to_string(), "exp": claims["exp"]});
+    let forged = format!("{header}.{}.{sig}", b64.encode(forged_claims.to_string()));
+    for (t, what) in [
+        (tampered.as_str(), "tampered signature"),
+        (forged.as_str(), "payload changed under the signature"),
+        ("not-a-token", "garbage"),
+        ("", "no token"),
+    ] {
+        let got = raw_get(&env.s, &format!("/download/{t}/"));
+        assert_refused(got.clone(), 403, what);
+        assert!(got.1.contains("not valid"), "{what}: {}", got.1);
+    }
+
+    // With auth on, the RPC needs a login; the link does not.
+    let hash = ok_json(
+        &env.s,
+        "/v1.Authentication/HashPassword",
+        json!({"value": "pw123"}),
+    )
+    .await;
+    let mut cfg = ok_json(&env.s, "/v1.Backrest/GetConfig", json!({})).await;
+    cfg["auth"] =
+        json!({"disabled": false, "users": [{"name": "admin", "passwordBcrypt": hash["value"]}]});
+    ok_json(&env.s, "/v1.Backrest/SetConfig", cfg).await;
+    let err = download_url(&env.s, rid, "src/top.txt").await.unwrap_err();
+    assert_eq!(err, (401, "unauthenticated".to_string()));
+    let resp = client()
+        .post(env.s.url("/v1.Backrest/GetDownloadURL"))
+        .basic_auth("admin", Some("pw123"))
+        .header("content-type", "application/json")
+        .body(json!({"opId": rid.to_string(), "filePath": "src/nested/inner.txt"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    let inner_link = link_path(s(&v["value"]));
+    let g = get(&env.s, &inner_link).await;
+    assert_eq!((g.status, g.body), (200, "inner\n".repeat(50).into_bytes()));
+    assert_eq!(get(&env.s, &top_link).await.status, 200);
+
+    // The key is kept in the data directory, readable by the owner only.
+    use std::os::unix::fs::PermissionsExt;
+    let key = std::fs::metadata(env.s.data_dir().join("download-secret")).unwrap();
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+
+    // A restart: links issued before it still work.
+    env.s.stop();
+    let dir = env.s.dir.clone();
+    let s2 = ServerBuilder::in_dir(&dir).start();
+    let g = get(&s2, &top_link).await;
+    assert_eq!(
+        (g.status, g.body),
+        (200, b"top file\n".to_vec()),
+        "after a restart"
+    );
+    assert_eq!(untar(&get(&s2, &dir_link).await.body), want);
+    drop(s2);
+    // 23 hours later they still work; 25 hours later they have expired.
+    let s3 = ServerBuilder::in_dir(&dir)
+        .env(TIME_OFFSET_ENV, &(23 * 3600).to_string())
+        .start();
+    assert_eq!(
+        get(&s3, &top_link).await.status,
+        200,
+        "23 hours after issue"
+    );
+    drop(s3);
+    let s4 = ServerBuilder::in_dir(&dir)
+        .env(TIME_OFFSET_ENV, &(25 * 3600).to_string())
+        .start();
+    for link in [&top_link, &dir_link, &inner_link] {
+        let got = raw_get(&s4, link);
+        assert_refused(got.clone(), 403, "25 hours after issue");
+        assert!(got.1.contains("expired"), "{}", got.1);
+    }
+}
+
+#[tokio::test]
+async fn links_only_for_successful_restores() {
+    // A plan whose backup crawls (rate-limited upload), so a restore queued
+    // behind it on the same repo stays PENDING.
+    let env = setup(|tmp| {
+        let slow = tmp.join("slow");
+        std::fs::create_dir(&slow).unwrap();
+        std::fs::write(slow.join("big.bin"), noise(3, 4 << 20)).unwrap();
+        vec![json!({
+            "id": "slow", "repo": "r1", "paths": [slow],
+            "backupFlags": ["--limit-upload 1024"]
+        })]
+    })
+    .await;
+    let snap = snapshot_of(&env, "p1").await;
+
+    let err = download_url(&env.s, 999_999, "").await.unwrap_err();
+    assert_eq!(err, (404, "not_found".to_string()));
+
+    let all = ops(&env.s, json!({"planId": "p1"})).await;
+    let backup_op = all
+        .iter()
+        .find(|o| o.get("operationBackup").is_some())
+        .expect("a backup operation");
+    let err = download_url(&env.s, num(&backup_op["id"]), "")
+        .await
+        .unwrap_err();
+    assert_eq!(err, (400, "invalid_argument".to_string()), "a backup");
+    let index_op = wait_for(
+        &env.s,
+        "an index operation",
+        Duration::from_secs(30),
+        async || {
+            ops(&env.s, json!({"repoId": "r1"}))
+                .await
+                .into_iter()
+                .find(|o| o.get("operationIndexSnapshot").is_some())
+        },
+    )
+    .await;
+    let err = download_url(&env.s, num(&index_op["id"]), "")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        (501, "unimplemented".to_string()),
+        "an index operation"
+    );
+
+    // A restore that failed.
+    let failed = restore(&env, "0123456789abcdef", "failed-target").await;
+    let op = wait_done(&env.s, failed).await;
+    assert_eq!(s_status(&op), "STATUS_ERROR", "{op}");
+    let err = download_url(&env.s, failed, "").await.unwrap_err();
+    assert_eq!(
+        err,
+        (400, "failed_precondition".to_string()),
+        "a failed restore"
+    );
+
+    // A restore still waiting for its turn; once it ran, links work.
+    let base = env.s.base.clone();
+    let slow_backup = tokio::spawn(async move {
+        client()
+            .post(format!("{base}/v1.Backrest/Backup"))
+            .header("content-type", "application/json")
+            .body(json!({"value": "slow"}).to_string())
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    let slow_op = wait_for(
+        &env.s,
+        "the slow backup to run",
+        Duration::from_secs(60),
+        async || {
+            ops(&env.s, json!({"planId": "slow"}))
+                .await
+                .into_iter()
+                .find(|o| o.get("operationBackup").is_some() && s_status(o) == "STATUS_INPROGRESS")
+        },
+    )
+    .await;
+    let queued = restore(&env, &snap, "queued-target").await;
+    let op = op_by_id(&env.s, queued).await;
+    assert_eq!(s_status(&op), "STATUS_PENDING", "{op}");
+    let (status, v) = call_json(
+        &env.s,
+        "/v1.Backrest/GetDownloadURL",
+        json!({"opId": queued.to_string(), "filePath": ""}),
+    )
+    .await;
+    assert_eq!((status, s(&v["code"])), (400, "failed_precondition"), "{v}");
+    assert!(s(&v["message"]).contains("STATUS_PENDING"), "{v}");
+    ok_json(
+        &env.s,
+        "/v1.Backrest/Cancel",
+        json!({"operationId": slow_op["id"]}),
+    )
+    .await;
+    let _ = slow_backup.await;
+    let op = wait_done(&env.s, queued).await;
+    assert_eq!(s_status(&op), "STATUS_SUCCESS", "{op}");
+    let url = download_url(&env.s, queued, "src/top.txt").await.unwrap();
+    let g = get(&env.s, &link_path(&url)).await;
+    assert_eq!((g.status, g.body), (200, b"top file\n".to_vec()));
+
+    // The restored files were removed since: the link answers 404, and no
+    // new link is issued.
+    std::fs::remove_dir_all(env.path("queued-target")).unwrap();
+    let g = get(&env.s, &link_path(&url)).await;
+    assert_eq!(g.status, 404, "{}", g.text());
+    let err = download_url(&env.s, queued, "").await.unwrap_err();
+    assert_eq!(err, (400, "failed_precondition".to_string()));
+}
