@@ -14,6 +14,7 @@ pub mod docs;
 pub mod download;
 pub mod hooks;
 pub mod logstore;
+pub mod metrics;
 pub mod oplog;
 pub mod orchestrator;
 pub mod restic;

@@ -26,6 +26,8 @@ pub struct AppInner {
     pub config: Arc<ConfigStore>,
     pub oplog: OpLog,
     pub logs: LogStore,
+    /// Fed by the operation log's events; served at `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub orchestrator: Orchestrator,
     pub shutdown: ShutdownSignal,
     pub auth: Arc<crate::auth::Auth>,
@@ -63,6 +65,7 @@ pub fn app(state: AppState) -> Router {
             },
         )))
         .merge(v1sync::backrest_sync_service_router(Arc::new(SyncPeerApi)))
+        .merge(crate::metrics::routes(state.metrics.clone()))
         .merge(crate::docs::routes())
         .merge(crate::download::routes(state.clone()))
         .merge(crate::web::routes(state.clone()))
@@ -108,6 +111,8 @@ pub async fn open_state(
         }
     };
     let config = Arc::new(config);
+    // Before the orchestrator starts, so no task run is missed.
+    let metrics = crate::metrics::Metrics::start(&oplog, &config).await;
     let auth = Arc::new(
         crate::auth::Auth::open(&options.data_dir, config.clone())
             .context("cannot set up authentication")?,
@@ -131,6 +136,7 @@ pub async fn open_state(
         config,
         oplog,
         logs,
+        metrics,
         orchestrator,
         shutdown,
         auth,

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod backup;
 pub mod config;
+pub mod dashboard;
 pub mod download;
 pub mod logs;
 pub mod operations;
@@ -183,6 +184,14 @@ impl v1::Backrest for BackrestApi {
         req: types::StringValue,
     ) -> Result<types::StringList, ConnectError> {
         paths::path_autocomplete(req).await
+    }
+
+    async fn get_summary_dashboard(
+        &self,
+        _ctx: RequestContext,
+        _req: pbjson_types::Empty,
+    ) -> Result<v1::SummaryDashboardResponse, ConnectError> {
+        dashboard::get_summary_dashboard(&self.state).await
     }
 }
 

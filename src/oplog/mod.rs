@@ -246,6 +246,29 @@ impl OpLog {
             .collect()
     }
 
+    /// Visits the operations `q` selects, in `q`'s order, as their stored
+    /// protobuf bytes (with their ids), one row at a time instead of
+    /// collecting them: for readers of a few fields of many operations (the
+    /// dashboard decodes a slim view and skips the rest). `f` returns
+    /// `Break` to stop early.
+    pub async fn scan_raw<F>(&self, q: &Query, mut f: F) -> Result<(), OpLogError>
+    where
+        F: FnMut(i64, &[u8]) -> std::ops::ControlFlow<()>,
+    {
+        use futures::TryStreamExt;
+        use sqlx::Row;
+        let mut qb = q.to_sql("operations.id, operations.operation");
+        let mut rows = qb.build().fetch(&self.inner.pool);
+        while let Some(row) = rows.try_next().await? {
+            let id: i64 = row.try_get(0)?;
+            let blob: &[u8] = row.try_get(1)?;
+            if f(id, blob).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Every operation whose status is one of `statuses` (e.g. the startup
     /// scrub: PENDING/INPROGRESS/cancelled/UNKNOWN ops), oldest first.
     pub async fn query_by_status(
