@@ -232,8 +232,8 @@ async fn every_rpc_needs_credentials_and_accepts_basic_and_bearer() {
             }
         }
     }
-    // The two services' answers are the RPCs' own: GetConfig works, and an
-    // unbuilt RPC still says unimplemented.
+    // The two services' answers are the RPCs' own: GetConfig works, and
+    // SetupSftp's own validation answers a request without a host.
     let a = call(
         &s,
         "/v1.Backrest/GetConfig",
@@ -245,7 +245,8 @@ async fn every_rpc_needs_credentials_and_accepts_basic_and_bearer() {
     assert_eq!(a.status, 200);
     assert_eq!(a.body["auth"]["users"][0]["name"], USER);
     let a = call(&s, "/v1.Backrest/SetupSftp", json!({}), &bearer, None).await;
-    assert_eq!(a.code(), "unimplemented", "{}", a.body);
+    assert_eq!(a.code(), "invalid_argument", "{}", a.body);
+    assert_eq!(a.body["message"], "host is required", "{}", a.body);
 
     // Binary protobuf without credentials gets the same Connect error (JSON, per the spec).
     let err = call_proto::<pbjson_types::Empty, backrest_rs::pb::v1::Config>(
