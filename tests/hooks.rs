@@ -550,3 +550,78 @@ async fn chaining_hook_starts_the_next_plan() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+// Repo hooks on the prune, check and forget events fire around those tasks
+// with the task's own plan (`_system_` for repo tasks), and Healthchecks
+// gets `/start` for a start event.
+#[tokio::test]
+async fn prune_check_and_forget_fire_their_start_and_success_hooks() {
+    let (base, seen) = receiver().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("events.txt");
+    let line = "echo \"{{ .Event }} {{ .Plan.Id }} {{ .EventName .Event }}\" >> OUT"
+        .replace("OUT", &sh_path(&out));
+    let all = [
+        "CONDITION_PRUNE_START",
+        "CONDITION_PRUNE_SUCCESS",
+        "CONDITION_CHECK_START",
+        "CONDITION_CHECK_SUCCESS",
+        "CONDITION_FORGET_START",
+        "CONDITION_FORGET_SUCCESS",
+    ];
+    let repo_hooks = json!([
+        command_hook(&all, "ON_ERROR_IGNORE", &line),
+        {"conditions": ["CONDITION_CHECK_START"], "actionHealthchecks": {"webhookUrl": format!("{base}/hc/check"), "template": "checking {{ .Repo.Id }}"}},
+    ]);
+    let env = setup_with(ServerBuilder::new(), json!([]), repo_hooks).await;
+    // Plan retention that forgets: keep the last snapshot only.
+    let mut cfg = ok_json(&env.s, "/v1.Backrest/GetConfig", json!({})).await;
+    cfg["plans"][0]["retention"] = json!({"policyKeepLastN": 1});
+    ok_json(&env.s, "/v1.Backrest/SetConfig", cfg).await;
+
+    ok_json(&env.s, "/v1.Backrest/Backup", json!({"value": "p1"})).await;
+    std::fs::write(env.src.join("new.txt"), "n\n").unwrap();
+    ok_json(&env.s, "/v1.Backrest/Backup", json!({"value": "p1"})).await;
+    // The forget follow-ups of both backups.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read(&out).matches("CONDITION_FORGET_SUCCESS").count() < 2 {
+        assert!(Instant::now() < deadline, "no forget hooks: {}", read(&out));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for task in ["TASK_PRUNE", "TASK_CHECK"] {
+        let v = ok_json(
+            &env.s,
+            "/v1.Backrest/DoRepoTask",
+            json!({"repoId": "r1", "task": task}),
+        )
+        .await;
+        let id = num(&v["operationId"]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let list = ops(&env.s, json!({"ids": [id.to_string()]})).await;
+            if list.first().is_some_and(|o| s(&o["status"]) == "STATUS_SUCCESS") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{task}: {list:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let text = read(&out);
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            "CONDITION_FORGET_START p1 forget start",
+            "CONDITION_FORGET_SUCCESS p1 forget success",
+            "CONDITION_FORGET_START p1 forget start",
+            "CONDITION_FORGET_SUCCESS p1 forget success",
+            "CONDITION_PRUNE_START _system_ prune start",
+            "CONDITION_PRUNE_SUCCESS _system_ prune success",
+            "CONDITION_CHECK_START _system_ check start",
+            "CONDITION_CHECK_SUCCESS _system_ check success",
+        ],
+        "{text}"
+    );
+    let seen = seen.lock().unwrap().clone();
+    let hc = find(&seen, "/hc/check");
+    assert_eq!((hc.uri.as_str(), hc.body.as_str()), ("/hc/check/start", "checking r1"));
+}
