@@ -297,11 +297,11 @@ fn history_overdue(s: &Summary, today: NaiveDate) -> Vec<i64> {
         .collect()
 }
 
-fn bucket<'a>(
-    s: &'a Summary,
+fn bucket(
+    s: &Summary,
     today: NaiveDate,
     days_ago: i64,
-) -> &'a v1::summary_dashboard_response::DayStatusBucket {
+) -> &v1::summary_dashboard_response::DayStatusBucket {
     s.history_last_30days
         .iter()
         .find(|b| b.timestamp_ms == midnight(today, days_ago))

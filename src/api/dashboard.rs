@@ -294,10 +294,10 @@ impl<Tz: TimeZone> Aggregator<Tz> {
                 }
             }
             DashboardKind::IndexSnapshot { forgot: false } if !op.snapshot_id.is_empty() => {
-                if op.instance_id == self.config.instance {
-                    if let Some(acc) = self.plans.get_mut(&op.plan_id) {
-                        acc.snapshots.insert(op.snapshot_id.clone());
-                    }
+                if op.instance_id == self.config.instance
+                    && let Some(acc) = self.plans.get_mut(&op.plan_id)
+                {
+                    acc.snapshots.insert(op.snapshot_id.clone());
                 }
                 if let Some(acc) = self.repos.get_mut(&op.repo_guid) {
                     acc.snapshots.insert(op.snapshot_id.clone());

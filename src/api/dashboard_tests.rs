@@ -357,7 +357,7 @@ fn window_starts_at_local_midnight_29_days_before_today() {
             .unwrap()
             .timestamp_millis(),
     );
-    let r = run(&cfg, &ops(&[edge.clone()]), now, tz);
+    let r = run(&cfg, &ops(std::slice::from_ref(&edge)), now, tz);
     assert_eq!(plan(&r, "p1").backups_success_last_30days, 1);
     let r = run(
         &cfg,
