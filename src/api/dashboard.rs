@@ -16,7 +16,8 @@
 //! * An OK backup is a SUCCESS or WARNING that is not a dry run. Counts per
 //!   status count every backup, dry runs included; PENDING backups only set
 //!   `next_backup_time_ms` (the oldest pending one in the window wins).
-//! * `protected_bytes`: bytes processed by the newest OK backup with a summary.
+//! * `protected_bytes`: bytes processed by the newest OK backup with a summary
+//!   that processed any (Backrest skips zeros).
 //! * The chart holds the 60 newest examined backups; durations under a
 //!   second show as one second.
 //! * History: one bucket per local day from the window start (if history
@@ -433,7 +434,9 @@ impl Acc {
         if let Some(s) = b.summary {
             self.bytes_scanned += s.total_bytes_processed;
             self.bytes_added += s.data_added;
-            if b.ok && self.protected_bytes.is_none() {
+            // Backrest keeps looking past a newest good backup that scanned
+            // 0 bytes (an empty plan) for one that scanned something.
+            if b.ok && self.protected_bytes.unwrap_or(0) == 0 {
                 self.protected_bytes = Some(s.total_bytes_processed);
             }
         }
