@@ -49,9 +49,7 @@ mod tests {
         .await;
         result.unwrap();
         let request = receiver.only_request().await;
-        assert_eq!(request.method, "POST");
-        assert_eq!(request.path, "/api/webhooks/123/tok-abcdefghijklmnop");
-        assert_eq!(request.header("content-type"), Some("application/json"));
+        request.assert_json_post("/api/webhooks/123/tok-abcdefghijklmnop");
         assert_eq!(request.json(), serde_json::json!({ "content": SUMMARY }));
         assert_eq!(
             log,

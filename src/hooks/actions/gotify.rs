@@ -93,10 +93,8 @@ mod tests {
         .await;
         result.unwrap();
         let request = receiver.only_request().await;
-        assert_eq!(request.method, "POST");
-        assert_eq!(request.path, "/gotify/message");
+        request.assert_json_post("/gotify/message");
         assert_eq!(request.query.as_deref(), Some("token=A%26b+c%2Fd"));
-        assert_eq!(request.header("content-type"), Some("application/json"));
         assert_eq!(
             request.json(),
             serde_json::json!({ "message": SUMMARY, "title": "Backrest Event", "priority": 5 })

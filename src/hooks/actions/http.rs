@@ -236,6 +236,11 @@ impl<'a> Request<'a> {
         self.secrets.push(secret.into());
         self
     }
+
+    pub(crate) fn secrets(mut self, secrets: impl IntoIterator<Item = String>) -> Self {
+        self.secrets.extend(secrets);
+        self
+    }
 }
 
 pub(crate) struct Body {

@@ -65,9 +65,7 @@ mod tests {
         .await;
         result.unwrap();
         let request = receiver.only_request().await;
-        assert_eq!(request.method, "POST");
-        assert_eq!(request.path, "/services/T0/B0/XXXXXXXXXXXXXXXXXXXXXXXX");
-        assert_eq!(request.header("content-type"), Some("application/json"));
+        request.assert_json_post("/services/T0/B0/XXXXXXXXXXXXXXXXXXXXXXXX");
         assert_eq!(
             request.json(),
             serde_json::json!({ "text": format!("Backrest Notification\n{SUMMARY}") })

@@ -65,9 +65,7 @@ mod tests {
         .await;
         result.unwrap();
         let request = receiver.only_request().await;
-        assert_eq!(request.method, "POST");
-        assert_eq!(request.path, "/bot123:ABC/sendMessage");
-        assert_eq!(request.header("content-type"), Some("application/json"));
+        request.assert_json_post("/bot123:ABC/sendMessage");
         assert_eq!(
             request.json(),
             serde_json::json!({ "chat_id": "-100123", "text": SUMMARY, "parse_mode": "HTML" })

@@ -32,6 +32,13 @@ impl Recorded {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Asserts that this is a `POST` of JSON to `path`.
+    pub(crate) fn assert_json_post(&self, path: &str) {
+        assert_eq!(self.method, "POST");
+        assert_eq!(self.path, path);
+        assert_eq!(self.header("content-type"), Some("application/json"));
+    }
+
     pub(crate) fn body_text(&self) -> String {
         String::from_utf8(self.body.clone()).expect("UTF-8 body")
     }
@@ -183,14 +190,29 @@ impl LogLines {
     }
 }
 
+/// What running an action gives back: its result and its log lines.
+pub(crate) type ActionOutcome = (Result<(), super::ActionError>, Vec<String>);
+
+/// An origin for actions whose target is in their own URL: nothing listens there.
+pub(crate) const UNUSED_ORIGIN: &str = "http://127.0.0.1:9";
+
 /// Runs `action` against a local runtime (endpoints at `origin`, short timeouts) and
 /// returns the result and the log.
 pub(crate) async fn run_action(
     action: hook::Action,
     condition: hook::Condition,
     origin: &str,
-) -> (Result<(), super::ActionError>, Vec<String>) {
+) -> ActionOutcome {
     run_action_with(action, condition, origin, CancellationToken::new()).await
+}
+
+/// Runs a shoutrrr action that sends `template` to `url` (endpoints at `origin`).
+pub(crate) async fn run_shoutrrr(url: &str, template: &str, origin: &str) -> ActionOutcome {
+    let action = hook::Action::ActionShoutrrr(hook::Shoutrrr {
+        shoutrrr_url: url.into(),
+        template: template.into(),
+    });
+    run_action(action, hook::Condition::SnapshotSuccess, origin).await
 }
 
 pub(crate) async fn run_action_with(
@@ -198,7 +220,7 @@ pub(crate) async fn run_action_with(
     condition: hook::Condition,
     origin: &str,
     cancel: CancellationToken,
-) -> (Result<(), super::ActionError>, Vec<String>) {
+) -> ActionOutcome {
     let log = LogLines::default();
     let log_sink = log.clone();
     let log_fn = move |line: &str| log_sink.push(line);

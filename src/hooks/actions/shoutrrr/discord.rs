@@ -114,11 +114,9 @@ pub(super) async fn send(
         );
     }
     let post = |body: Vec<u8>| {
-        let mut request =
-            Request::post(SERVICE, &target, "application/json", body).secret(token.clone());
-        for secret in url.secrets() {
-            request = request.secret(secret);
-        }
+        let request = Request::post(SERVICE, &target, "application/json", body)
+            .secret(token.clone())
+            .secrets(url.secrets());
         runtime.http.send(request)
     };
 
@@ -247,20 +245,7 @@ fn batches(items: &[String]) -> Vec<Vec<&str>> {
 #[cfg(test)]
 mod tests {
     use super::{batches, chunk_items, line_items};
-    use crate::hooks::actions::test_support::{Receiver, run_action};
-    use crate::pb::v1::hook;
-
-    async fn send(
-        url: String,
-        template: &str,
-        origin: &str,
-    ) -> (Result<(), crate::hooks::actions::ActionError>, Vec<String>) {
-        let action = hook::Action::ActionShoutrrr(hook::Shoutrrr {
-            shoutrrr_url: url,
-            template: template.into(),
-        });
-        run_action(action, hook::Condition::SnapshotSuccess, origin).await
-    }
+    use crate::hooks::actions::test_support::{Receiver, run_shoutrrr as send};
 
     #[tokio::test]
     async fn a_single_line_is_content() {
@@ -273,10 +258,8 @@ mod tests {
         .await;
         result.unwrap();
         let request = receiver.only_request().await;
-        assert_eq!(request.method, "POST");
-        assert_eq!(request.path, "/api/webhooks/123456/secret-token-abc");
+        request.assert_json_post("/api/webhooks/123456/secret-token-abc");
         assert_eq!(request.query.as_deref(), Some("thread_id=77"));
-        assert_eq!(request.header("content-type"), Some("application/json"));
         assert_eq!(
             request.json(),
             serde_json::json!({ "content": "Backup done", "username": "Backrest" })

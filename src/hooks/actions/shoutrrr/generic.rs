@@ -141,9 +141,7 @@ pub(super) async fn send(
         }
         request = request.header(&name, value);
     }
-    for secret in url.secrets() {
-        request = request.secret(secret);
-    }
+    request = request.secrets(url.secrets());
 
     let response = runtime.http.send(request).await?;
     if response.status.as_u16() >= 400 {
@@ -185,15 +183,12 @@ fn header_name(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::header_name;
-    use crate::hooks::actions::test_support::{Receiver, run_action};
-    use crate::pb::v1::hook;
+    use crate::hooks::actions::test_support::{
+        ActionOutcome, Receiver, UNUSED_ORIGIN, run_shoutrrr,
+    };
 
-    async fn send(url: String) -> (Result<(), crate::hooks::actions::ActionError>, Vec<String>) {
-        let action = hook::Action::ActionShoutrrr(hook::Shoutrrr {
-            shoutrrr_url: url,
-            template: "Hello\nworld".into(),
-        });
-        run_action(action, hook::Condition::SnapshotEnd, "http://127.0.0.1:9").await
+    async fn send(url: String) -> ActionOutcome {
+        run_shoutrrr(&url, "Hello\nworld", UNUSED_ORIGIN).await
     }
 
     #[test]

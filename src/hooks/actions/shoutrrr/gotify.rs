@@ -5,7 +5,7 @@
 //! (-2 to 10), `disabletls`, `insecureskipverify`, `date` (ISO 8601, sent as UTC),
 //! `extras` (a JSON object).
 
-use super::ServiceUrl;
+use super::{ServiceUrl, fail_on_error_status};
 use crate::hooks::actions::gotify::go_query_escape;
 use crate::hooks::actions::http::Request;
 use crate::hooks::actions::{ActionError, Runtime};
@@ -91,27 +91,22 @@ pub(super) async fn send(
         date,
         extras,
     };
-    let mut request = Request::post_json(SERVICE, &target, &payload).secret(token.clone());
+    let mut request = Request::post_json(SERVICE, &target, &payload)
+        .secret(token.clone())
+        .secrets(url.secrets());
     request.verify_certificates = !skip_verify;
     if use_header {
         request = request.header("X-Gotify-Key", token.clone());
     }
-    for secret in url.secrets() {
-        request = request.secret(secret);
-    }
     let response = runtime.http.send(request).await?;
-    if response.status.as_u16() >= 400 {
-        if let Ok(answer) = serde_json::from_str::<ErrorAnswer>(&response.body)
-            && !answer.error.is_empty()
-        {
-            return Err(response.fail(format!(
+    fail_on_error_status(&response, SERVICE, |answer: ErrorAnswer| {
+        (!answer.error.is_empty()).then(|| {
+            format!(
                 "{SERVICE}: server responded with {} ({}): {}",
                 answer.error, answer.error_code, answer.error_description
-            )));
-        }
-        return Err(response.error(SERVICE));
-    }
-    Ok(())
+            )
+        })
+    })
 }
 
 /// RFC 3339, `YYYY-MM-DDTHH:MM:SS` or `YYYY-MM-DD HH:MM:SS` (UTC), or Unix seconds →
@@ -135,20 +130,12 @@ fn normalize_date(value: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::normalize_date;
-    use crate::hooks::actions::test_support::{Receiver, run_action};
-    use crate::pb::v1::hook;
+    use crate::hooks::actions::test_support::{
+        ActionOutcome, Receiver, UNUSED_ORIGIN, run_shoutrrr,
+    };
 
-    async fn send(url: String) -> (Result<(), crate::hooks::actions::ActionError>, Vec<String>) {
-        let action = hook::Action::ActionShoutrrr(hook::Shoutrrr {
-            shoutrrr_url: url,
-            template: "Backup done".into(),
-        });
-        run_action(
-            action,
-            hook::Condition::SnapshotSuccess,
-            "http://127.0.0.1:9",
-        )
-        .await
+    async fn send(url: String) -> ActionOutcome {
+        run_shoutrrr(&url, "Backup done", UNUSED_ORIGIN).await
     }
 
     #[test]
@@ -173,10 +160,8 @@ mod tests {
             send(format!("gotify://{host}/sub/path/Aabc.def-ghi%20j?disabletls=yes&priority=8&title=Backrest&extras={{\"a\":1}}")).await;
         result.unwrap();
         let request = receiver.only_request().await;
-        assert_eq!(request.method, "POST");
-        assert_eq!(request.path, "/sub/path/message");
+        request.assert_json_post("/sub/path/message");
         assert_eq!(request.query.as_deref(), Some("token=Aabc.def-ghi+j"));
-        assert_eq!(request.header("content-type"), Some("application/json"));
         assert_eq!(
             request.json(),
             serde_json::json!({ "message": "Backup done", "title": "Backrest", "priority": 8, "extras": { "a": 1 } })

@@ -23,6 +23,7 @@ mod slack;
 mod smtp;
 mod telegram;
 
+use super::http::Response;
 use super::{ActionEnv, ActionError, Runtime, render_notification};
 use crate::pb::v1::hook;
 
@@ -134,6 +135,25 @@ impl ServiceUrl {
     }
 }
 
+/// Fails on a 4xx or 5xx answer: with the service's own explanation when its JSON error
+/// body gives one (`explain`), else with the status and the start of the body.
+pub(crate) fn fail_on_error_status<A: serde::de::DeserializeOwned>(
+    response: &Response,
+    service: &str,
+    explain: impl FnOnce(A) -> Option<String>,
+) -> Result<(), ActionError> {
+    if response.status.as_u16() < 400 {
+        return Ok(());
+    }
+    match serde_json::from_str::<A>(&response.body)
+        .ok()
+        .and_then(explain)
+    {
+        Some(message) => Err(response.fail(message)),
+        None => Err(response.error(service)),
+    }
+}
+
 fn decode(text: &str) -> String {
     percent_encoding::percent_decode_str(text)
         .decode_utf8_lossy()
@@ -201,17 +221,16 @@ impl Params {
 
 #[cfg(test)]
 mod tests {
-    use crate::hooks::actions::test_support::run_action;
-    use crate::pb::v1::hook;
+    use crate::hooks::actions::test_support::{UNUSED_ORIGIN, run_shoutrrr};
 
     #[tokio::test]
     async fn an_unsupported_scheme_is_named() {
-        let action = hook::Action::ActionShoutrrr(hook::Shoutrrr {
-            shoutrrr_url: "pushover://shoutrrr:apiToken@userKey/?devices=d".into(),
-            template: "x".into(),
-        });
-        let (result, log) =
-            run_action(action, hook::Condition::AnyError, "http://127.0.0.1:9").await;
+        let (result, log) = run_shoutrrr(
+            "pushover://shoutrrr:apiToken@userKey/?devices=d",
+            "x",
+            UNUSED_ORIGIN,
+        )
+        .await;
         assert_eq!(
             result.unwrap_err().message(),
             "shoutrrr: the \"pushover\" service is not supported by backrest-rs \
@@ -225,11 +244,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_invalid_url_does_not_echo_it() {
-        let action = hook::Action::ActionShoutrrr(hook::Shoutrrr {
-            shoutrrr_url: "no scheme secret".into(),
-            template: "x".into(),
-        });
-        let (result, _) = run_action(action, hook::Condition::AnyError, "http://127.0.0.1:9").await;
+        let (result, _) = run_shoutrrr("no scheme secret", "x", UNUSED_ORIGIN).await;
         assert_eq!(
             result.unwrap_err().message(),
             "shoutrrr: invalid URL: relative URL without a base"

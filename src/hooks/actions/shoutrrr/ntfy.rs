@@ -7,7 +7,7 @@
 
 use base64::Engine;
 
-use super::ServiceUrl;
+use super::{ServiceUrl, fail_on_error_status};
 use crate::hooks::actions::http::Request;
 use crate::hooks::actions::{ActionError, Runtime};
 
@@ -118,27 +118,22 @@ pub(super) async fn send(
             .header("Authorization", format!("Basic {encoded}"))
             .secret(encoded);
     }
-    for secret in url.secrets() {
-        request = request.secret(secret);
-    }
+    request = request.secrets(url.secrets());
 
     let response = runtime.http.send(request).await?;
-    if response.status.as_u16() >= 400 {
-        if let Ok(answer) = serde_json::from_str::<ErrorAnswer>(&response.body)
-            && !answer.error.is_empty()
-        {
-            let mut text = format!(
-                "{SERVICE}: server response: {} ({})",
-                answer.error, answer.code
-            );
-            if !answer.link.is_empty() {
-                text.push_str(&format!(", see: {}", answer.link));
-            }
-            return Err(response.fail(text));
+    fail_on_error_status(&response, SERVICE, |answer: ErrorAnswer| {
+        if answer.error.is_empty() {
+            return None;
         }
-        return Err(response.error(SERVICE));
-    }
-    Ok(())
+        let mut text = format!(
+            "{SERVICE}: server response: {} ({})",
+            answer.error, answer.code
+        );
+        if !answer.link.is_empty() {
+            text.push_str(&format!(", see: {}", answer.link));
+        }
+        Some(text)
+    })
 }
 
 /// The header value shoutrrr sends for a priority.
@@ -155,20 +150,12 @@ fn priority_name(value: &str) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use crate::hooks::actions::test_support::{Receiver, run_action};
-    use crate::pb::v1::hook;
+    use crate::hooks::actions::test_support::{
+        ActionOutcome, Receiver, UNUSED_ORIGIN, run_shoutrrr,
+    };
 
-    async fn send(url: String) -> (Result<(), crate::hooks::actions::ActionError>, Vec<String>) {
-        let action = hook::Action::ActionShoutrrr(hook::Shoutrrr {
-            shoutrrr_url: url,
-            template: "Backup done".into(),
-        });
-        run_action(
-            action,
-            hook::Condition::SnapshotSuccess,
-            "http://127.0.0.1:9",
-        )
-        .await
+    async fn send(url: String) -> ActionOutcome {
+        run_shoutrrr(&url, "Backup done", UNUSED_ORIGIN).await
     }
 
     #[tokio::test]

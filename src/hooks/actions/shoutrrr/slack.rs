@@ -216,22 +216,9 @@ fn parse_token(raw: &str) -> Option<Token> {
 #[cfg(test)]
 mod tests {
     use super::parse_token;
-    use crate::hooks::actions::test_support::{Receiver, run_action};
-    use crate::pb::v1::hook;
+    use crate::hooks::actions::test_support::{Receiver, run_shoutrrr as send};
 
     const HOOK: &str = "WNA3PBYV6/F20DUQND3RQ/Webc4MAvoacrpPakR8phF0zi";
-
-    async fn send(
-        url: String,
-        template: &str,
-        origin: &str,
-    ) -> (Result<(), crate::hooks::actions::ActionError>, Vec<String>) {
-        let action = hook::Action::ActionShoutrrr(hook::Shoutrrr {
-            shoutrrr_url: url,
-            template: template.into(),
-        });
-        run_action(action, hook::Condition::SnapshotSuccess, origin).await
-    }
 
     #[test]
     fn tokens_parse_like_shoutrrr() {
@@ -263,12 +250,7 @@ mod tests {
         .await;
         result.unwrap();
         let request = receiver.only_request().await;
-        assert_eq!(request.method, "POST");
-        assert_eq!(
-            request.path,
-            "/services/WNA3PBYV6/F20DUQND3RQ/Webc4MAvoacrpPakR8phF0zi"
-        );
-        assert_eq!(request.header("content-type"), Some("application/json"));
+        request.assert_json_post("/services/WNA3PBYV6/F20DUQND3RQ/Webc4MAvoacrpPakR8phF0zi");
         assert_eq!(
             request.json(),
             serde_json::json!({
@@ -284,7 +266,7 @@ mod tests {
     #[tokio::test]
     async fn the_old_url_form_still_works() {
         let receiver = Receiver::start_with(200, "ok").await;
-        let (result, _) = send(format!("slack://{HOOK}"), "hi", receiver.origin()).await;
+        let (result, _) = send(&format!("slack://{HOOK}"), "hi", receiver.origin()).await;
         result.unwrap();
         let request = receiver.only_request().await;
         assert_eq!(request.path, format!("/services/{HOOK}"));
@@ -333,7 +315,7 @@ mod tests {
     #[tokio::test]
     async fn webhook_errors_are_readable_and_hide_the_token() {
         let receiver = Receiver::start_with(404, "no_service").await;
-        let (result, _) = send(format!("slack://{HOOK}"), "hi", receiver.origin()).await;
+        let (result, _) = send(&format!("slack://{HOOK}"), "hi", receiver.origin()).await;
         let err = result.unwrap_err();
         assert_eq!(
             err.message(),

@@ -120,10 +120,9 @@ pub(super) async fn send(
             disable_web_page_preview: !preview,
             disable_notification: !notification,
         };
-        let mut request = Request::post_json(SERVICE, &target, &payload).secret(token.clone());
-        for secret in url.secrets() {
-            request = request.secret(secret);
-        }
+        let request = Request::post_json(SERVICE, &target, &payload)
+            .secret(token.clone())
+            .secrets(url.secrets());
         let response = runtime.http.send(request).await?;
         match serde_json::from_str::<Answer>(&response.body) {
             Ok(answer) if !answer.ok && !answer.description.is_empty() => {
@@ -148,20 +147,7 @@ fn html_escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::hooks::actions::test_support::{Receiver, run_action};
-    use crate::pb::v1::hook;
-
-    async fn send(
-        url: &str,
-        template: &str,
-        origin: &str,
-    ) -> (Result<(), crate::hooks::actions::ActionError>, Vec<String>) {
-        let action = hook::Action::ActionShoutrrr(hook::Shoutrrr {
-            shoutrrr_url: url.into(),
-            template: template.into(),
-        });
-        run_action(action, hook::Condition::SnapshotSuccess, origin).await
-    }
+    use crate::hooks::actions::test_support::{Receiver, run_shoutrrr as send};
 
     #[tokio::test]
     async fn sends_to_every_chat() {

@@ -8,8 +8,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 use tokio::net::TcpListener;
 
 use super::{dot_stuff, parse_go_duration};
-use crate::hooks::actions::test_support::run_action;
-use crate::pb::v1::hook;
+use crate::hooks::actions::test_support::{ActionOutcome, UNUSED_ORIGIN, run_shoutrrr};
 
 #[derive(Default, Clone)]
 struct Options {
@@ -176,20 +175,8 @@ async fn write<S: AsyncRead + AsyncWrite + Unpin>(io: &mut BufReader<S>, text: &
     io.get_mut().write_all(text.as_bytes()).await.unwrap();
 }
 
-async fn send(
-    url: String,
-    template: &str,
-) -> (Result<(), crate::hooks::actions::ActionError>, Vec<String>) {
-    let action = hook::Action::ActionShoutrrr(hook::Shoutrrr {
-        shoutrrr_url: url,
-        template: template.into(),
-    });
-    run_action(
-        action,
-        hook::Condition::SnapshotSuccess,
-        "http://127.0.0.1:9",
-    )
-    .await
+async fn send(url: String, template: &str) -> ActionOutcome {
+    run_shoutrrr(&url, template, UNUSED_ORIGIN).await
 }
 
 #[tokio::test]
