@@ -106,9 +106,15 @@ impl SnapshotStats {
 const TEMPLATE_NAME: &str = "template";
 
 /// Renders a hook text (command script, notification body or title) with
-/// the hook's variables, exactly as Backrest renders it.
+/// the hook's variables, exactly as Backrest renders it. Errors read as
+/// Backrest's do: `parse template: template: template:1: …` or
+/// `execute template: template: template:1:3: executing …` (Backrest's
+/// hooks then report them as `template rendering: <error>`).
 pub fn render(template: &str, vars: &HookVars) -> Result<String, TemplateError> {
-    Template::parse(TEMPLATE_NAME, template)?.execute(&vars.to_value())
+    Template::parse(TEMPLATE_NAME, template)
+        .map_err(|e| e.prefixed("parse template: "))?
+        .execute(&vars.to_value())
+        .map_err(|e| e.prefixed("execute template: "))
 }
 
 impl HookVars {
@@ -424,6 +430,7 @@ fn summary(recv: &Value) -> MethodResult {
         Ok(C::SnapshotEnd | C::SnapshotWarning | C::SnapshotSuccess) => summary::SNAPSHOT_END,
         _ => summary::GENERIC,
     };
+    // Go's Summary returns the bare text/template error.
     Template::parse("t", text)
         .and_then(|t| t.execute(recv))
         .map(Value::string)

@@ -13,7 +13,7 @@ use super::value::{IntKind, Method, Param, Value};
 
 /// Template invocations (and nested control structures) may nest this
 /// deep; recursive templates beyond it fail instead of exhausting the stack.
-pub const MAX_EXEC_DEPTH: usize = 300;
+pub const MAX_EXEC_DEPTH: usize = 100;
 
 /// Bound on evaluation steps, so a template such as `{{range 1000000000}}`
 /// fails instead of running for hours.
@@ -86,7 +86,7 @@ pub struct State<'t> {
 /// Executes the template named `name` of `tmpl` with `data` as dot.
 pub fn execute(tmpl: &Template, name: &str, data: &Value) -> EResult<String> {
     let Some((name, root)) = tmpl.trees.get_key_value(name) else {
-        return Err(TemplateError::new(format!(
+        return Err(TemplateError::execute(format!(
             "template: no template {} associated with template {}",
             gofmt::quote(name),
             gofmt::quote(&tmpl.name)
@@ -105,7 +105,7 @@ pub fn execute(tmpl: &Template, name: &str, data: &Value) -> EResult<String> {
         Ok(()) => Ok(state.out),
         Err(Interrupt::Error(e)) => Err(e),
         // The parser only accepts break/continue inside range.
-        Err(_) => Err(TemplateError::new(
+        Err(_) => Err(TemplateError::execute(
             "template: break or continue outside range",
         )),
     }
@@ -121,7 +121,7 @@ impl<'t> State<'t> {
 
     fn errorf(&self, msg: impl std::fmt::Display) -> TemplateError {
         match self.at {
-            None => TemplateError::new(format!("template: {}: {msg}", self.name)),
+            None => TemplateError::execute(format!("template: {}: {msg}", self.name)),
             Some(at) => {
                 let pos = at.pos().min(self.tmpl.text.len());
                 let before = self.tmpl.text.get(..pos).unwrap_or("");
@@ -130,7 +130,7 @@ impl<'t> State<'t> {
                     Some(nl) => pos - (nl + 1),
                     None => pos,
                 };
-                TemplateError::new(format!(
+                TemplateError::execute(format!(
                     "template: {}:{}:{}: executing {} at <{}>: {msg}",
                     self.tmpl.name,
                     line,
@@ -606,10 +606,8 @@ impl<'t> State<'t> {
                 }
                 return Ok(m.entries.get(name).cloned().unwrap_or(Value::Invalid));
             }
-            Value::NilPtr(t) => {
-                if t.field_index(name).is_some() {
-                    return Err(self.errorf(format!("nil pointer evaluating {}.{name}", t.name)));
-                }
+            Value::NilPtr(t) if t.field_index(name).is_some() => {
+                return Err(self.errorf(format!("nil pointer evaluating {}.{name}", t.name)));
             }
             _ => {}
         }
@@ -728,7 +726,7 @@ impl<'t> State<'t> {
         }
         if let Some(f) = final_ {
             let param = match &method.variadic {
-                Some(v) if num_in - 1 >= num_fixed => v.clone(),
+                Some(v) if num_in > num_fixed => v.clone(),
                 _ => method.params[num_in - 1].clone(),
             };
             argv.push(self.validate_type(f, &param)?);

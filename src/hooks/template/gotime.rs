@@ -567,8 +567,9 @@ pub fn duration_method(name: &str) -> Option<Method> {
     })
 }
 
-/// A fixed time for tests and examples.
+/// A fixed time for tests, with the arguments of Go's `time.Date`.
 #[cfg(test)]
+#[allow(clippy::too_many_arguments)]
 pub fn fixed(
     y: i32,
     mo: u32,

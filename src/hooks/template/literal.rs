@@ -211,7 +211,7 @@ fn parse_int(s: &str) -> Option<i64> {
     let u = parse_uint(body)?;
     if neg {
         if u <= i64::MAX as u64 + 1 {
-            Some((u as i128 * -1) as i64)
+            Some((-(u as i128)) as i64)
         } else {
             None
         }
@@ -317,13 +317,12 @@ pub fn parse_number(text: &str, is_char: bool, is_complex: bool) -> Result<Numbe
         n.float = f;
         if !n.is_int
             && f.fract() == 0.0
-            && f >= -9.223_372_036_854_776e18
-            && f < 9.223_372_036_854_776e18
+            && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f)
         {
             n.is_int = true;
             n.int = f as i64;
         }
-        if !n.is_uint && f.fract() == 0.0 && f >= 0.0 && f < 1.844_674_407_370_955_2e19 {
+        if !n.is_uint && f.fract() == 0.0 && (0.0..1.844_674_407_370_955_2e19).contains(&f) {
             n.is_uint = true;
             n.uint = f as u64;
         }

@@ -33,7 +33,7 @@ pub(crate) mod tests;
 
 use std::collections::HashMap;
 
-pub use error::TemplateError;
+pub use error::{ErrorKind, TemplateError};
 pub use value::{
     EnumType, FieldDef, FloatKind, IntKind, JsonName, List, Map, Method, MethodFn, MethodResult,
     Object, ObjectType, Param, StringerFn, UintKind, Value,

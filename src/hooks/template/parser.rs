@@ -12,7 +12,7 @@ use super::literal::{parse_number, unquote};
 /// Parenthesised expressions and control structures may nest this deep.
 /// (Go allows deeper paren nesting; templates never come close, and the
 /// bound keeps parsing and execution well inside the thread's stack.)
-pub const MAX_NESTING: usize = 100;
+pub const MAX_NESTING: usize = 50;
 
 /// Names the parser accepts as functions: Go's builtins.
 pub const BUILTINS: &[&str] = &[
@@ -80,7 +80,7 @@ fn is_empty_tree(list: &List) -> bool {
 impl<'a> Parser<'a> {
     fn errorf(&self, msg: impl std::fmt::Display) -> TemplateError {
         let line = self.tokens.get(self.furthest).map(|t| t.line).unwrap_or(1);
-        TemplateError::new(format!("template: {}:{}: {}", self.parse_name, line, msg))
+        TemplateError::parse(format!("template: {}:{}: {}", self.parse_name, line, msg))
     }
 
     fn next(&mut self) -> Token {
@@ -576,7 +576,7 @@ impl<'a> Parser<'a> {
             TokenKind::Dot => Arg::Dot { pos },
             TokenKind::Nil => Arg::Nil { pos },
             TokenKind::Variable => {
-                if !self.vars.iter().any(|v| *v == token.val) {
+                if !self.vars.contains(&token.val) {
                     return Err(self.errorf(format!(
                         "undefined variable {}",
                         super::gofmt::quote(&token.val)

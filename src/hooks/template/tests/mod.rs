@@ -338,16 +338,33 @@ fn recursion_is_bounded() {
     assert!(err.contains("exceeded maximum template depth"), "{err}");
 }
 
+/// The worst nesting the limits allow (maximal recursion, each level
+/// evaluating a maximally parenthesised expression) fits in a 2 MiB stack,
+/// the size of tokio's worker threads.
+#[test]
+fn worst_case_fits_a_small_stack() {
+    let parens = format!("{}1{}", "(".repeat(45), ")".repeat(45));
+    let text = format!(
+        "{{{{define \"r\"}}}}{{{{with $x := {parens}}}}}{{{{range $i := 1}}}}{{{{template \"r\" $x}}}}{{{{end}}}}{{{{end}}}}{{{{end}}}}{{{{template \"r\"}}}}"
+    );
+    let handle = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || render("t", &text, &Value::Invalid).map_err(|e| e.to_string()))
+        .unwrap();
+    let err = handle.join().expect("no stack overflow").unwrap_err();
+    assert!(err.contains("exceeded maximum template depth"), "{err}");
+}
+
 #[test]
 fn deep_nesting_is_rejected_at_parse_time() {
-    let deep = format!("{{{{{}1{}}}}}", "(".repeat(200), ")".repeat(200));
+    let deep = format!("{{{{{}1{}}}}}", "(".repeat(60), ")".repeat(60));
     let err = render("t", &deep, &Value::Invalid).unwrap_err().to_string();
     assert!(err.contains("max expression depth exceeded"), "{err}");
-    let ifs = format!("{}x{}", "{{if 1}}".repeat(150), "{{end}}".repeat(150));
+    let ifs = format!("{}x{}", "{{if 1}}".repeat(60), "{{end}}".repeat(60));
     let err = render("t", &ifs, &Value::Invalid).unwrap_err().to_string();
     assert!(err.contains("max expression depth exceeded"), "{err}");
     // Moderate nesting is fine.
-    let ok = format!("{}x{}", "{{if 1}}".repeat(50), "{{end}}".repeat(50));
+    let ok = format!("{}x{}", "{{if 1}}".repeat(40), "{{end}}".repeat(40));
     assert_eq!(render("t", &ok, &Value::Invalid).unwrap(), "x");
 }
 

@@ -8,7 +8,7 @@ use chrono::{DateTime, FixedOffset, TimeZone};
 
 use super::{HookVars, SnapshotStats, format_size_bytes, render, shell_escape};
 use crate::hooks::template::tests::{Want, check_cases};
-use crate::hooks::template::{IntKind, Value};
+use crate::hooks::template::{ErrorKind, IntKind, Value};
 use crate::pb::v1;
 use crate::pb::v1::hook::Condition;
 
@@ -19,6 +19,7 @@ pub struct Case {
     pub want: Want,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn at(
     y: i32,
     mo: u32,
@@ -209,15 +210,18 @@ fn render_is_the_hook_entry_point() {
         render("{{ .Repo.Id }}/{{ .Event }}", &vars).unwrap(),
         "local-repo/CONDITION_SNAPSHOT_END"
     );
+    // Errors read as Backrest's RenderTemplate errors.
     let err = render("{{ .Nope }}", &vars).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Execute);
     assert_eq!(
         err.to_string(),
-        "template: template:1:3: executing \"template\" at <.Nope>: can't evaluate field Nope in type tasks.HookVars"
+        "execute template: template: template:1:3: executing \"template\" at <.Nope>: can't evaluate field Nope in type tasks.HookVars"
     );
     let err = render("{{ if }}", &vars).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Parse);
     assert_eq!(
         err.to_string(),
-        "template: template:1: missing value for if"
+        "parse template: template: template:1: missing value for if"
     );
 }
 
@@ -226,7 +230,7 @@ fn summary_errors_come_from_the_summary_template() {
     let err = render("{{ .Summary }}", &hook("h_nils"))
         .unwrap_err()
         .to_string();
-    assert!(err.starts_with("template: template:1:3: executing \"template\" at <.Summary>: error calling Summary: template: t:"), "{err}");
+    assert!(err.starts_with("execute template: template: template:1:3: executing \"template\" at <.Summary>: error calling Summary: template: t:"), "{err}");
     assert!(err.ends_with("nil pointer evaluating *v1.Repo.Id"), "{err}");
 }
 
