@@ -110,16 +110,22 @@ pub fn call_method(callee: String) -> Method {
     )
 }
 
-/// `String()` of enum values.
-pub fn enum_string_method() -> Method {
-    method(
-        vec![],
-        None,
-        Arc::new(|recv, _| match recv {
+/// Methods of enum values: `String()`, and proto enums' `Number()`.
+pub fn enum_method(name: &str, is_proto: bool) -> Option<Method> {
+    let f: MethodFn = match name {
+        "String" => Arc::new(|recv, _| match recv {
             Value::Enum(n, e) => Ok(Value::string(e.name_of(*n))),
             _ => Ok(Value::string("")),
         }),
-    )
+        "Number" if is_proto => Arc::new(|recv, _| {
+            Ok(Value::Int(
+                recv.as_i64().unwrap_or(0),
+                super::value::IntKind::Int32,
+            ))
+        }),
+        _ => return None,
+    };
+    Some(method(vec![], None, f))
 }
 
 fn length(item: &Value) -> Result<Value, String> {

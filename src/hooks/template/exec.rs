@@ -867,7 +867,8 @@ fn method_of(v: &Value, name: &str) -> Option<Method> {
         Value::NilPtr(t) => t.method(name).cloned(),
         Value::Time(_) => gotime::time_method(name),
         Value::Duration(_) => gotime::duration_method(name),
-        Value::Enum(..) if name == "String" => Some(builtins::enum_string_method()),
+        // Proto enums (not time.Month or time.Weekday) have Number().
+        Value::Enum(_, e) => builtins::enum_method(name, !e.name.starts_with("time.")),
         _ => None,
     }
 }

@@ -478,6 +478,8 @@ pub fn time_method(name: &str) -> Option<Method> {
         "UTC" => simple(|t| {
             Value::Time(t.with_timezone(&FixedOffset::east_opt(0).expect("zero offset")))
         }),
+        // Hook times are already in the server's zone.
+        "Local" => simple(|t| Value::Time(*t)),
         "Format" => method(vec![Param::String], |recv, args| {
             let layout = args.first().and_then(Value::as_str).unwrap_or("");
             Ok(Value::string(format_layout(&time_of(recv)?, layout)))

@@ -377,6 +377,19 @@ fn runaway_loops_stop() {
 }
 
 #[test]
+fn time_local_and_enum_methods() {
+    assert_eq!(
+        run("{{.When.Local.Format \"15:04 -07:00\"}} {{.When.Month.String}}").unwrap(),
+        "07:08 +05:30 March"
+    );
+    let err = run("{{.When.Month.Number}}").unwrap_err();
+    assert!(
+        err.contains("can't evaluate field Number in type time.Month"),
+        "{err}"
+    );
+}
+
+#[test]
 fn float32_prints_with_float32_digits() {
     let v = Value::Float(0.1f32 as f64, FloatKind::F32);
     assert_eq!(render("t", "{{.}}", &v).unwrap(), "0.1");

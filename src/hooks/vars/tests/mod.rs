@@ -329,6 +329,19 @@ fn json_marshal_edges() {
 }
 
 #[test]
+fn proto_enum_methods() {
+    let v = hook("h_end");
+    assert_eq!(
+        render(
+            "{{ .Event.String }} {{ .Event.Number }} {{ .Repo.PrunePolicy.Schedule.Clock.Number }}",
+            &v
+        )
+        .unwrap(),
+        "CONDITION_SNAPSHOT_END 3 3"
+    );
+}
+
+#[test]
 fn durations_past_i64_clamp() {
     let mut v = hook("h_end");
     v.duration = std::time::Duration::from_secs(u64::MAX);
