@@ -249,16 +249,6 @@ async fn seed(dir: &Path, today: NaiveDate) -> Seeded {
     Seeded { ids, starts }
 }
 
-/// An int64 in protojson (a string), or absent (0).
-fn num(v: &Value) -> i64 {
-    match v {
-        Value::String(s) => s.parse().unwrap(),
-        Value::Number(n) => n.as_i64().unwrap(),
-        Value::Null => 0,
-        other => panic!("not an integer: {other}"),
-    }
-}
-
 /// The start time of the scheduler's pending backup of `plan`.
 async fn pending_backup(s: &Server, plan: &str) -> i64 {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -536,19 +526,6 @@ async fn get_metrics(s: &Server, cred: Option<(&str, &str)>) -> reqwest::Respons
     rb.send().await.unwrap()
 }
 
-/// Deterministic, incompressible bytes.
-fn noise(n: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 /// The backup operations of plan p1, oldest first.
 async fn p1_backups(s: &Server) -> Vec<Value> {
     let list = ok_json(
@@ -577,19 +554,12 @@ async fn metrics_follow_real_backups_behind_auth_and_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
     std::fs::create_dir_all(src.join("sub")).unwrap();
-    std::fs::write(src.join("a.bin"), noise(50_000)).unwrap();
+    std::fs::write(src.join("a.bin"), noise(1, 50_000)).unwrap();
     std::fs::write(src.join("sub/b.txt"), "metrics\n".repeat(500)).unwrap();
     let mut s = ServerBuilder::in_dir(dir.path()).start();
 
-    let mut cfg = ok_json(&s, "/v1.Backrest/GetConfig", json!({})).await;
-    cfg["instance"] = json!("metrics-test");
-    ok_json(&s, "/v1.Backrest/SetConfig", cfg).await;
-    let mut cfg = ok_json(
-        &s,
-        "/v1.Backrest/AddRepo",
-        json!({"repo": {"id": "r1", "uri": dir.path().join("repo"), "password": "pw"}}),
-    )
-    .await;
+    set_instance(&s, "metrics-test").await;
+    let mut cfg = add_repo(&s, "r1", &dir.path().join("repo"), "pw").await;
     cfg["plans"] = json!([{"id": "p1", "repo": "r1", "paths": [src]}]);
     ok_json(&s, "/v1.Backrest/SetConfig", cfg).await;
 

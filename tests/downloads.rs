@@ -20,32 +20,6 @@ use serde_json::{Value, json};
 const SECRET: &str = "TOP SECRET: this must never be downloadable";
 const TIME_OFFSET_ENV: &str = "BACKREST_RS_TEST_TIME_OFFSET_SECS";
 
-fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or("")
-}
-
-/// An int64 in protojson (a string), a number, or absent (0).
-fn num(v: &Value) -> i64 {
-    match v {
-        Value::String(s) => s.parse().unwrap(),
-        Value::Number(n) => n.as_i64().unwrap(),
-        _ => 0,
-    }
-}
-
-/// Deterministic bytes that don't compress.
-fn noise(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 /// The tree that gets backed up: regular files at three depths, a name
 /// that needs encoding, a link pointing out of the tree (at `secret`), a
 /// link that stays inside.
@@ -81,37 +55,14 @@ async fn setup(extra_plans: impl FnOnce(&Path) -> Vec<Value>) -> Env {
     std::fs::write(&secret, SECRET).unwrap();
     make_tree(&tmp.path().join("src"), &secret);
 
-    let mut cfg = ok_json(&s, "/v1.Backrest/GetConfig", json!({})).await;
-    cfg["instance"] = json!("downloads-test");
-    ok_json(&s, "/v1.Backrest/SetConfig", cfg).await;
-    let mut cfg = ok_json(
-        &s,
-        "/v1.Backrest/AddRepo",
-        json!({"repo": {"id": "r1", "uri": tmp.path().join("repo"), "password": "pw"}}),
-    )
-    .await;
+    set_instance(&s, "downloads-test").await;
+    let mut cfg = add_repo(&s, "r1", &tmp.path().join("repo"), "pw").await;
     let mut plans = vec![json!({"id": "p1", "repo": "r1", "paths": [tmp.path().join("src")]})];
     plans.extend(extra_plans(tmp.path()));
     cfg["plans"] = json!(plans);
     ok_json(&s, "/v1.Backrest/SetConfig", cfg).await;
     ok_json(&s, "/v1.Backrest/Backup", json!({"value": "p1"})).await;
     Env { s, tmp }
-}
-
-async fn ops(s: &Server, selector: Value) -> Vec<Value> {
-    let v = ok_json(
-        s,
-        "/v1.Backrest/GetOperations",
-        json!({ "selector": selector }),
-    )
-    .await;
-    v["operations"].as_array().cloned().unwrap_or_default()
-}
-
-async fn op_by_id(s: &Server, id: i64) -> Value {
-    let found = ops(s, json!({"ids": [id.to_string()]})).await;
-    assert_eq!(found.len(), 1, "operation {id} not found");
-    found.into_iter().next().unwrap()
 }
 
 /// Polls until `pred` gives a value.
@@ -136,21 +87,8 @@ async fn wait_for<T>(
     }
 }
 
-async fn wait_done(s: &Server, id: i64) -> Value {
-    wait_for(
-        s,
-        &format!("operation {id} to finish"),
-        Duration::from_secs(60),
-        async || {
-            let op = op_by_id(s, id).await;
-            (!matches!(s_status(&op), "STATUS_PENDING" | "STATUS_INPROGRESS")).then_some(op)
-        },
-    )
-    .await
-}
-
 fn s_status(op: &Value) -> &str {
-    s(&op["status"])
+    str_of(&op["status"])
 }
 
 async fn snapshot_of(env: &Env, plan: &str) -> String {
@@ -160,7 +98,7 @@ async fn snapshot_of(env: &Env, plan: &str) -> String {
         json!({"repoId": "r1", "planId": plan}),
     )
     .await;
-    s(&v["snapshots"][0]["id"]).to_string()
+    str_of(&v["snapshots"][0]["id"]).to_string()
 }
 
 /// Schedules a restore of all of `<tmp>/src` into `<tmp>/<target>` (the tree
@@ -192,7 +130,7 @@ async fn download_url(s: &Server, op_id: i64, file_path: &str) -> Result<String,
 }
 
 fn s_str(v: &Value) -> String {
-    s(v).to_string()
+    str_of(v).to_string()
 }
 
 /// The absolute path of a URL that GetDownloadURL returned (`./download/…`).
@@ -312,7 +250,7 @@ async fn restored_files_and_directories_download_and_nothing_escapes() {
     let mut env = setup(|_| vec![]).await;
     let snap = snapshot_of(&env, "p1").await;
     let rid = restore(&env, &snap, "restored").await;
-    let op = wait_done(&env.s, rid).await;
+    let op = wait_op(&env.s, rid, Duration::from_secs(60)).await;
     assert_eq!(s_status(&op), "STATUS_SUCCESS", "{op}");
     let src = env.path("src");
 
@@ -474,7 +412,7 @@ async fn restored_files_and_directories_download_and_nothing_escapes() {
     // The same signature over a payload naming another path.
     let claims: Value =
         serde_json::from_slice(&b64.decode(rest.split('.').next().unwrap()).unwrap()).unwrap();
-    let mut sub: Value = serde_json::from_str(s(&claims["sub"])).unwrap();
+    let mut sub: Value = serde_json::from_str(str_of(&claims["sub"])).unwrap();
     sub["file_path"] = json!("src/link-out");
     let forged_claims = json!({"sub": sub.to_string(), "exp": claims["exp"]});
     let forged = format!("{header}.{}.{sig}", b64.encode(forged_claims.to_string()));
@@ -512,7 +450,7 @@ async fn restored_files_and_directories_download_and_nothing_escapes() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
-    let inner_link = link_path(s(&v["value"]));
+    let inner_link = link_path(str_of(&v["value"]));
     let g = get(&env.s, &inner_link).await;
     assert_eq!((g.status, g.body), (200, "inner\n".repeat(50).into_bytes()));
     assert_eq!(get(&env.s, &top_link).await.status, 200);
@@ -605,7 +543,7 @@ async fn links_only_for_successful_restores() {
 
     // A restore that failed.
     let failed = restore(&env, "0123456789abcdef", "failed-target").await;
-    let op = wait_done(&env.s, failed).await;
+    let op = wait_op(&env.s, failed, Duration::from_secs(60)).await;
     assert_eq!(s_status(&op), "STATUS_ERROR", "{op}");
     let err = download_url(&env.s, failed, "").await.unwrap_err();
     assert_eq!(
@@ -646,8 +584,12 @@ async fn links_only_for_successful_restores() {
         json!({"opId": queued.to_string(), "filePath": ""}),
     )
     .await;
-    assert_eq!((status, s(&v["code"])), (400, "failed_precondition"), "{v}");
-    assert!(s(&v["message"]).contains("STATUS_PENDING"), "{v}");
+    assert_eq!(
+        (status, str_of(&v["code"])),
+        (400, "failed_precondition"),
+        "{v}"
+    );
+    assert!(str_of(&v["message"]).contains("STATUS_PENDING"), "{v}");
     ok_json(
         &env.s,
         "/v1.Backrest/Cancel",
@@ -655,7 +597,7 @@ async fn links_only_for_successful_restores() {
     )
     .await;
     let _ = slow_backup.await;
-    let op = wait_done(&env.s, queued).await;
+    let op = wait_op(&env.s, queued, Duration::from_secs(60)).await;
     assert_eq!(s_status(&op), "STATUS_SUCCESS", "{op}");
     let url = download_url(&env.s, queued, "src/top.txt").await.unwrap();
     let g = get(&env.s, &link_path(&url)).await;

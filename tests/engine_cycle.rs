@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
@@ -45,15 +45,8 @@ async fn setup(retention: Value) -> Env {
     make_tree(&src);
     let repo = tmp.path().join("repo");
 
-    let mut cfg = ok_json(&s, "/v1.Backrest/GetConfig", json!({})).await;
-    cfg["instance"] = json!(INSTANCE);
-    ok_json(&s, "/v1.Backrest/SetConfig", cfg).await;
-    let added = ok_json(
-        &s,
-        "/v1.Backrest/AddRepo",
-        json!({"repo": {"id": "r1", "uri": repo, "password": "pw"}}),
-    )
-    .await;
+    set_instance(&s, INSTANCE).await;
+    let added = add_repo(&s, "r1", &repo, "pw").await;
     // AddRepo's answer carries the latest modno: echo it with the plan added.
     let mut cfg = added.clone();
     cfg["plans"] = json!([{"id": "p1", "repo": "r1", "paths": [src], "retention": retention}]);
@@ -67,19 +60,6 @@ async fn setup(retention: Value) -> Env {
     }
 }
 
-/// Deterministic bytes that don't compress.
-fn noise(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 /// `FILES` files, two levels of subdirectories, ~100 KB.
 fn make_tree(src: &Path) {
     std::fs::create_dir_all(src.join("sub/deep")).unwrap();
@@ -88,31 +68,6 @@ fn make_tree(src: &Path) {
     std::fs::write(src.join("sub/c.txt"), "charlie line\n".repeat(100)).unwrap();
     std::fs::write(src.join("sub/d.bin"), noise(2, 30_000)).unwrap();
     std::fs::write(src.join("sub/deep/e.txt"), "echo\n").unwrap();
-}
-
-/// The plain restic CLI against `repo`.
-fn restic(repo: &Path, password: &str, args: &[&str]) -> std::process::Output {
-    Command::new("restic")
-        .arg("-r")
-        .arg(repo)
-        .arg("--no-cache")
-        .args(args)
-        .env("RESTIC_PASSWORD", password)
-        .env_remove("RESTIC_PASSWORD_FILE")
-        .env_remove("RESTIC_PASSWORD_COMMAND")
-        .env_remove("RESTIC_REPOSITORY")
-        .output()
-        .expect("run restic")
-}
-
-fn restic_ok(repo: &Path, password: &str, args: &[&str]) -> String {
-    let out = restic(repo, password, args);
-    assert!(
-        out.status.success(),
-        "restic {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn restic_repo_id(repo: &Path, password: &str) -> String {
@@ -125,88 +80,6 @@ fn is_hex64(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-}
-
-/// An int64 in protojson (a string), a number, or absent (0).
-fn num(v: &Value) -> i64 {
-    match v {
-        Value::String(s) => s
-            .parse()
-            .unwrap_or_else(|_| panic!("not an integer: {s:?}")),
-        Value::Number(n) => n.as_i64().unwrap_or_else(|| n.as_f64().unwrap() as i64),
-        Value::Null => 0,
-        other => panic!("not an integer: {other}"),
-    }
-}
-
-fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or("")
-}
-
-async fn ops(s: &Server, selector: Value) -> Vec<Value> {
-    let v = ok_json(
-        s,
-        "/v1.Backrest/GetOperations",
-        json!({ "selector": selector }),
-    )
-    .await;
-    v["operations"].as_array().cloned().unwrap_or_default()
-}
-
-async fn op_by_id(s: &Server, id: i64) -> Value {
-    let found = ops(s, json!({"ids": [id.to_string()]})).await;
-    assert_eq!(found.len(), 1, "operation {id} not found");
-    found.into_iter().next().unwrap()
-}
-
-fn is_done(op: &Value) -> bool {
-    !matches!(
-        s(&op["status"]),
-        "STATUS_PENDING" | "STATUS_INPROGRESS" | ""
-    )
-}
-
-/// Polls until operation `id` has a final status.
-async fn wait_op(env: &Env, id: i64, timeout: Duration) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let op = op_by_id(&env.s, id).await;
-        if is_done(&op) {
-            return op;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "operation {id} not finished after {timeout:?}: {op}\nserver log:\n{}",
-                env.s.stderr()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Polls GetOperations(selector) until `pred` holds for the list.
-async fn wait_ops(
-    env: &Env,
-    selector: Value,
-    timeout: Duration,
-    what: &str,
-    pred: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let list = ops(&env.s, selector.clone()).await;
-        if pred(&list) {
-            return list;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "{what}: not seen within {timeout:?}; operations: {}\nserver log:\n{}",
-                Value::Array(list),
-                env.s.stderr()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn index_ops(list: &[Value]) -> Vec<&Value> {
@@ -231,7 +104,7 @@ async fn list_snapshots(env: &Env, plan: Option<&str>) -> Vec<Value> {
 }
 
 fn ids(snaps: &[Value]) -> Vec<String> {
-    snaps.iter().map(|x| s(&x["id"]).to_string()).collect()
+    snaps.iter().map(|x| str_of(&x["id"]).to_string()).collect()
 }
 
 async fn backup(env: &Env) {
@@ -306,11 +179,11 @@ async fn documented_curl_backup_blocks_and_get_operations_shows_it() {
     assert_eq!(b["planId"], "p1");
     assert_eq!(b["repoId"], "r1");
     assert_eq!(b["instanceId"], INSTANCE);
-    let snap = s(&b["snapshotId"]).to_string();
+    let snap = str_of(&b["snapshotId"]).to_string();
     assert!(is_hex64(&snap), "snapshotId {snap:?} is not a full id");
     let summary = &b["operationBackup"]["lastStatus"]["summary"];
     assert_eq!(num(&summary["filesNew"]), FILES, "{b}");
-    assert_eq!(s(&summary["snapshotId"]), snap);
+    assert_eq!(str_of(&summary["snapshotId"]), snap);
     assert!(num(&b["unixTimeEndMs"]) >= num(&b["unixTimeStartMs"]));
     // It is the snapshot restic has.
     let listed = restic_ok(&env.repo, "pw", &["snapshots", "--json", "--no-lock"]);
@@ -318,7 +191,7 @@ async fn documented_curl_backup_blocks_and_get_operations_shows_it() {
 
     // The follow-up index task records the snapshot, in the backup's flow.
     let list = wait_ops(
-        &env,
+        &env.s,
         json!({"planId": "p1"}),
         Duration::from_secs(15),
         "index op of the backup's snapshot",
@@ -360,10 +233,10 @@ async fn documented_curl_backup_blocks_and_get_operations_shows_it() {
         .expect("second backup")
         .clone();
     assert_eq!(second["status"], "STATUS_SUCCESS", "{second}");
-    let snap2 = s(&second["snapshotId"]).to_string();
+    let snap2 = str_of(&second["snapshotId"]).to_string();
     let flow2 = second["flowId"].clone();
     let list = wait_ops(
-        &env,
+        &env.s,
         json!({"flowId": flow2}),
         Duration::from_secs(15),
         "retention forget in the second backup's flow",
@@ -380,12 +253,12 @@ async fn documented_curl_backup_blocks_and_get_operations_shows_it() {
     assert_eq!(forget["status"], "STATUS_SUCCESS", "{forget}");
     let removed: Vec<&str> = forget["operationForget"]["forget"]
         .as_array()
-        .map(|a| a.iter().map(|x| s(&x["id"])).collect())
+        .map(|a| a.iter().map(|x| str_of(&x["id"])).collect())
         .unwrap_or_default();
     assert_eq!(removed, vec![snap.as_str()], "{forget}");
     assert_eq!(ids(&list_snapshots(&env, None).await), vec![snap2.clone()]);
     wait_ops(
-        &env,
+        &env.s,
         json!({"snapshotId": snap}),
         Duration::from_secs(15),
         "first snapshot's index op marked forgotten",
@@ -412,7 +285,7 @@ async fn add_repo_initializes_adopts_and_rejects_a_wrong_password() {
         .find(|r| r["id"] == "r1")
         .unwrap()
         .clone();
-    let guid = s(&r1["guid"]).to_string();
+    let guid = str_of(&r1["guid"]).to_string();
     assert!(is_hex64(&guid), "guid {guid:?}");
     assert_eq!(guid, restic_repo_id(&env.repo, "pw"));
     assert!(r1.get("autoInitialize").is_none_or(|v| v == false), "{r1}");
@@ -431,7 +304,7 @@ async fn add_repo_initializes_adopts_and_rejects_a_wrong_password() {
         &["snapshots", "--json", "--no-lock"],
     ))
     .unwrap();
-    let foreign_id = s(&foreign[0]["id"]).to_string();
+    let foreign_id = str_of(&foreign[0]["id"]).to_string();
     let config_before = std::fs::read(repo2.join("config")).unwrap();
     let keys = |p: &Path| std::fs::read_dir(p.join("keys")).unwrap().count();
     assert_eq!(keys(&repo2), 1);
@@ -448,7 +321,7 @@ async fn add_repo_initializes_adopts_and_rejects_a_wrong_password() {
         .find(|r| r["id"] == "r2")
         .unwrap()
         .clone();
-    assert_eq!(s(&r2["guid"]), restic_repo_id(&repo2, "pw2"));
+    assert_eq!(str_of(&r2["guid"]), restic_repo_id(&repo2, "pw2"));
     assert_eq!(
         std::fs::read(repo2.join("config")).unwrap(),
         config_before,
@@ -457,7 +330,7 @@ async fn add_repo_initializes_adopts_and_rejects_a_wrong_password() {
     assert_eq!(keys(&repo2), 1);
     // Its snapshots get indexed (untagged: `_unassociated_`).
     let list = wait_ops(
-        &env,
+        &env.s,
         json!({"repoGuid": r2["guid"]}),
         Duration::from_secs(15),
         "index op of the adopted repo's snapshot",
@@ -470,7 +343,11 @@ async fn add_repo_initializes_adopts_and_rejects_a_wrong_password() {
     .await;
     let idx = index_ops(&list)[0].clone();
     assert_eq!(
-        (s(&idx["planId"]), s(&idx["instanceId"]), s(&idx["repoId"])),
+        (
+            str_of(&idx["planId"]),
+            str_of(&idx["instanceId"]),
+            str_of(&idx["repoId"])
+        ),
         ("_unassociated_", "_unassociated_", "r2"),
         "{idx}"
     );
@@ -483,7 +360,7 @@ async fn add_repo_initializes_adopts_and_rejects_a_wrong_password() {
     )
     .await;
     assert_ne!(status, 200, "{err}");
-    let msg = s(&err["message"]);
+    let msg = str_of(&err["message"]);
     assert!(msg.starts_with("failed to init repo"), "{err}");
     assert!(msg.contains("wrong password"), "{err}");
     let cfg = ok_json(&env.s, "/v1.Backrest/GetConfig", json!({})).await;
@@ -525,7 +402,7 @@ async fn add_repo_initializes_adopts_and_rejects_a_wrong_password() {
     )
     .await;
     assert_ne!(status, 200, "{err}");
-    assert!(s(&err["message"]).contains("wrong password"), "{err}");
+    assert!(str_of(&err["message"]).contains("wrong password"), "{err}");
 }
 
 // 3. backup → snapshots → files → restore → more backups → forget → index →
@@ -554,10 +431,15 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
     let snaps = list_snapshots(&env, Some("p1")).await;
     assert_eq!(snaps.len(), 1, "{snaps:?}");
     let first = snaps[0].clone();
-    let snap1 = s(&first["id"]).to_string();
+    let snap1 = str_of(&first["id"]).to_string();
     assert!(is_hex64(&snap1), "{first}");
     assert_eq!(first["paths"], json!([src]));
-    let tags: Vec<&str> = first["tags"].as_array().unwrap().iter().map(s).collect();
+    let tags: Vec<&str> = first["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(str_of)
+        .collect();
     assert!(tags.contains(&"plan:p1"), "{tags:?}");
     assert!(
         tags.contains(&format!("created-by:{INSTANCE}").as_str()),
@@ -574,7 +456,7 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
         json!({"repoId": "r1", "planId": "nope"}),
     )
     .await;
-    assert_eq!((status, s(&err["code"])), (404, "not_found"), "{err}");
+    assert_eq!((status, str_of(&err["code"])), (404, "not_found"), "{err}");
 
     // The snapshot's files.
     let v = ok_json(
@@ -583,12 +465,12 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
         json!({"repoId": "r1", "snapshotId": snap1, "path": src}),
     )
     .await;
-    assert_eq!(s(&v["path"]), src);
+    assert_eq!(str_of(&v["path"]), src);
     let entries = v["entries"].as_array().cloned().unwrap_or_default();
     let entry = |p: &str| {
         entries
             .iter()
-            .find(|e| s(&e["path"]) == p)
+            .find(|e| str_of(&e["path"]) == p)
             .cloned()
             .unwrap_or_else(|| panic!("no entry {p} in {entries:?}"))
     };
@@ -602,7 +484,9 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
     assert_eq!(entry(&format!("{src}/a.txt"))["name"], "a.txt");
     // Direct children only.
     assert!(
-        !entries.iter().any(|e| s(&e["path"]).ends_with("c.txt")),
+        !entries
+            .iter()
+            .any(|e| str_of(&e["path"]).ends_with("c.txt")),
         "{entries:?}"
     );
     let v = ok_json(
@@ -615,7 +499,7 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
     let find = |p: String| {
         entries
             .iter()
-            .find(|e| s(&e["path"]) == p)
+            .find(|e| str_of(&e["path"]) == p)
             .cloned()
             .unwrap_or_else(|| panic!("no entry {p} in {entries:?}"))
     };
@@ -632,13 +516,13 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
         json!({"repoId": "r1", "snapshotId": snap1, "path": format!("{src}/sub/")}),
     )
     .await;
-    assert_eq!(s(&v["path"]), format!("{src}/sub/"));
+    assert_eq!(str_of(&v["path"]), format!("{src}/sub/"));
     assert!(
         v["entries"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| s(&e["path"]) == format!("{src}/sub/c.txt")),
+            .any(|e| str_of(&e["path"]) == format!("{src}/sub/c.txt")),
         "{v}"
     );
     let v = ok_json(
@@ -653,7 +537,7 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| s(&e["name"]) == top && e["type"] == "dir"),
+            .any(|e| str_of(&e["name"]) == top && e["type"] == "dir"),
         "{v}"
     );
     let (status, err) = call_json(
@@ -674,11 +558,11 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
     .await;
     let rid = num(&v["operationId"]);
     assert!(rid > 0, "{v}");
-    let op = wait_op(&env, rid, Duration::from_secs(30)).await;
+    let op = wait_op(&env.s, rid, Duration::from_secs(30)).await;
     assert_eq!(op["status"], "STATUS_SUCCESS", "{op}");
     assert_eq!(op["snapshotId"], snap1.as_str());
     assert_eq!(
-        s(&op["operationRestore"]["target"]),
+        str_of(&op["operationRestore"]["target"]),
         target.to_string_lossy()
     );
     for f in ["c.txt", "d.bin", "deep/e.txt"] {
@@ -722,7 +606,7 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
     // forgot nothing. (A follow-up still queued would run with the config
     // changed below.)
     let list = wait_ops(
-        &env,
+        &env.s,
         json!({"planId": "p1"}),
         Duration::from_secs(30),
         "index ops and follow-up forgets of the three backups",
@@ -766,7 +650,7 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
     .await;
     let fid = num(&v["operationId"]);
     assert!(fid > 0, "{v}");
-    let op = wait_op(&env, fid, Duration::from_secs(30)).await;
+    let op = wait_op(&env.s, fid, Duration::from_secs(30)).await;
     assert_eq!(op["status"], "STATUS_SUCCESS", "{op}");
     let mut removed: Vec<String> = op["operationForget"]["forget"]
         .as_array()
@@ -777,7 +661,7 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
             )
         })
         .iter()
-        .map(|x| s(&x["id"]).to_string())
+        .map(|x| str_of(&x["id"]).to_string())
         .collect();
     removed.sort();
     let mut want = plan_snaps[..2].to_vec();
@@ -797,7 +681,7 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
     // Index: the removed snapshots' index ops are forgotten, the kept one isn't.
     assert_eq!(repo_task(&env, "TASK_INDEX_SNAPSHOTS").await, 0);
     let list = wait_ops(
-        &env,
+        &env.s,
         json!({"planId": "p1"}),
         Duration::from_secs(15),
         "forgotten index ops",
@@ -821,13 +705,13 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
     let cfg = ok_json(&env.s, "/v1.Backrest/GetConfig", json!({})).await;
     ok_json(&env.s, "/v1.Backrest/SetConfig", cfg).await;
     let list = wait_ops(
-        &env,
+        &env.s,
         json!({}),
         Duration::from_secs(15),
         "GC of the forgotten snapshots' flows",
         |l| {
             !l.iter().any(|o| {
-                want.contains(&s(&o["snapshotId"]).to_string())
+                want.contains(&str_of(&o["snapshotId"]).to_string())
                     && o.get("operationRestore").is_none()
             })
         },
@@ -853,9 +737,9 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
     // Prune: its output streams as text.
     let pid = repo_task(&env, "TASK_PRUNE").await;
     assert!(pid > 0);
-    let op = wait_op(&env, pid, Duration::from_secs(30)).await;
+    let op = wait_op(&env.s, pid, Duration::from_secs(30)).await;
     assert_eq!(op["status"], "STATUS_SUCCESS", "{op}");
-    let logref = s(&op["operationPrune"]["outputLogref"]).to_string();
+    let logref = str_of(&op["operationPrune"]["outputLogref"]).to_string();
     assert!(!logref.is_empty(), "{op}");
     let text = read_log(&env.s, &logref).await;
     assert!(
@@ -869,9 +753,9 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
 
     // Check.
     let cid = repo_task(&env, "TASK_CHECK").await;
-    let op = wait_op(&env, cid, Duration::from_secs(30)).await;
+    let op = wait_op(&env.s, cid, Duration::from_secs(30)).await;
     assert_eq!(op["status"], "STATUS_SUCCESS", "{op}");
-    let text = read_log(&env.s, s(&op["operationCheck"]["outputLogref"])).await;
+    let text = read_log(&env.s, str_of(&op["operationCheck"]["outputLogref"])).await;
     assert!(
         text.contains("no errors were found"),
         "check output: {text}"
@@ -879,7 +763,7 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
 
     // Stats.
     let sid = repo_task(&env, "TASK_STATS").await;
-    let op = wait_op(&env, sid, Duration::from_secs(30)).await;
+    let op = wait_op(&env.s, sid, Duration::from_secs(30)).await;
     assert_eq!(op["status"], "STATUS_SUCCESS", "{op}");
     let stats = &op["operationStats"]["stats"];
     assert!(num(&stats["totalSize"]) > 0, "{op}");
@@ -892,7 +776,7 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
     assert_eq!(repo_task(&env, "TASK_INDEX_SNAPSHOTS").await, 0);
     assert_eq!(repo_task(&env, "TASK_INDEX_SNAPSHOTS").await, 0);
     let barrier = repo_task(&env, "TASK_STATS").await;
-    wait_op(&env, barrier, Duration::from_secs(30)).await;
+    wait_op(&env.s, barrier, Duration::from_secs(30)).await;
     let all = ops(&env.s, json!({})).await;
     let idx = index_ops(&all);
     assert_eq!(
@@ -903,7 +787,7 @@ async fn full_cycle_backup_browse_restore_forget_prune_check_stats() {
     let mut per_snapshot = std::collections::HashMap::new();
     for o in &idx {
         *per_snapshot
-            .entry(s(&o["snapshotId"]).to_string())
+            .entry(str_of(&o["snapshotId"]).to_string())
             .or_insert(0) += 1;
     }
     assert!(
@@ -939,7 +823,7 @@ async fn run_command_output_goes_to_its_log_and_failures_are_errors() {
     );
     assert_eq!(op["planId"], "_system_");
     assert_eq!(op["operationRunCommand"]["command"], "snapshots --json");
-    let logref = s(&op["operationRunCommand"]["outputLogref"]).to_string();
+    let logref = str_of(&op["operationRunCommand"]["outputLogref"]).to_string();
     assert!(!logref.is_empty(), "{op}");
     let text = read_log(&env.s, &logref).await;
     assert!(
@@ -959,7 +843,7 @@ async fn run_command_output_goes_to_its_log_and_failures_are_errors() {
     .await;
     assert_ne!(status, 200, "{err}");
     assert!(
-        err["code"].is_string() && s(&err["message"]).contains("nosuchcommand"),
+        err["code"].is_string() && str_of(&err["message"]).contains("nosuchcommand"),
         "{err}"
     );
     let list = ops(&env.s, json!({"planId": "_system_"})).await;
@@ -968,7 +852,7 @@ async fn run_command_output_goes_to_its_log_and_failures_are_errors() {
         .find(|o| o["operationRunCommand"]["command"] == "nosuchcommand")
         .unwrap_or_else(|| panic!("no op for the failed command: {list:?}"));
     assert_eq!(bad["status"], "STATUS_ERROR", "{bad}");
-    let text = read_log(&env.s, s(&bad["operationRunCommand"]["outputLogref"])).await;
+    let text = read_log(&env.s, str_of(&bad["operationRunCommand"]["outputLogref"])).await;
     assert!(
         text.contains("unknown command"),
         "restic's diagnostic belongs in the output log: {text}"
@@ -983,7 +867,7 @@ async fn run_command_output_goes_to_its_log_and_failures_are_errors() {
         json!({"repoId": "nope", "command": "snapshots"}),
     )
     .await;
-    assert_eq!((status, s(&err["code"])), (404, "not_found"), "{err}");
+    assert_eq!((status, str_of(&err["code"])), (404, "not_found"), "{err}");
 }
 
 // 5. Failing backups.
@@ -993,7 +877,7 @@ async fn failing_backups_answer_errors_and_record_them() {
 
     // Unknown plan.
     let (status, err) = call_json(&env.s, "/v1.Backrest/Backup", json!({"value": "nope"})).await;
-    assert_eq!((status, s(&err["code"])), (404, "not_found"), "{err}");
+    assert_eq!((status, str_of(&err["code"])), (404, "not_found"), "{err}");
 
     // A plan whose path doesn't exist.
     let missing = env.path("missing-dir");
@@ -1005,7 +889,7 @@ async fn failing_backups_answer_errors_and_record_them() {
     let (status, err) = call_json(&env.s, "/v1.Backrest/Backup", json!({"value": "p2"})).await;
     assert_ne!(status, 200, "{err}");
     assert!(
-        s(&err["message"]).contains(&*missing.to_string_lossy()),
+        str_of(&err["message"]).contains(&*missing.to_string_lossy()),
         "{err}"
     );
     let list = ops(&env.s, json!({"planId": "p2"})).await;
@@ -1013,7 +897,7 @@ async fn failing_backups_answer_errors_and_record_them() {
     assert_eq!(b.len(), 1, "{list:?}");
     assert_eq!(b[0]["status"], "STATUS_ERROR");
     assert!(
-        s(&b[0]["displayMessage"]).contains(&*missing.to_string_lossy()),
+        str_of(&b[0]["displayMessage"]).contains(&*missing.to_string_lossy()),
         "{}",
         b[0]
     );
@@ -1030,18 +914,18 @@ async fn failing_backups_answer_errors_and_record_them() {
     ok_json(&env.s, "/v1.Backrest/SetConfig", cfg).await;
     let (status, err) = call_json(&env.s, "/v1.Backrest/Backup", json!({"value": "p1"})).await;
     assert_ne!(status, 200, "{err}");
-    assert_eq!(s(&err["code"]), "unknown", "{err}");
-    assert!(s(&err["message"]).contains("wrong password"), "{err}");
+    assert_eq!(str_of(&err["code"]), "unknown", "{err}");
+    assert!(str_of(&err["message"]).contains("wrong password"), "{err}");
     let list = ops(&env.s, json!({"planId": "p1"})).await;
     let b = backup_ops(&list);
     assert_eq!(b.len(), 1, "{list:?}");
     assert_eq!(b[0]["status"], "STATUS_ERROR", "{}", b[0]);
     assert!(
-        s(&b[0]["displayMessage"]).contains("wrong password"),
+        str_of(&b[0]["displayMessage"]).contains("wrong password"),
         "{}",
         b[0]
     );
-    assert!(s(&b[0]["snapshotId"]).is_empty());
+    assert!(str_of(&b[0]["snapshotId"]).is_empty());
     assert_eq!(
         restic_ok(&env.repo, "pw", &["snapshots", "--json", "--no-lock"]).trim(),
         "[]"
@@ -1066,15 +950,17 @@ async fn dry_run_backup_saves_nothing() {
     let b = b[0];
     assert_eq!(b["status"], "STATUS_SUCCESS", "{b}");
     assert_eq!(b["operationBackup"]["dryRun"], true, "{b}");
-    assert!(s(&b["snapshotId"]).is_empty(), "{b}");
+    assert!(str_of(&b["snapshotId"]).is_empty(), "{b}");
     assert!(
-        s(&b["displayMessage"]).to_lowercase().contains("dry run"),
+        str_of(&b["displayMessage"])
+            .to_lowercase()
+            .contains("dry run"),
         "{b}"
     );
     let summary = &b["operationBackup"]["lastStatus"]["summary"];
     assert_eq!(num(&summary["filesNew"]), FILES, "{b}");
     assert!(
-        s(&summary["snapshotId"]).is_empty(),
+        str_of(&summary["snapshotId"]).is_empty(),
         "restic 0.14's phantom dry-run id must not leak: {b}"
     );
     assert!(list_snapshots(&env, None).await.is_empty());
@@ -1094,11 +980,11 @@ async fn dry_run_backup_saves_nothing() {
 async fn prune_after_recent_stats_does_not_run_stats_again() {
     let env = setup(json!({"policyKeepLastN": 1})).await;
     let sid = repo_task(&env, "TASK_STATS").await;
-    let op = wait_op(&env, sid, Duration::from_secs(30)).await;
+    let op = wait_op(&env.s, sid, Duration::from_secs(30)).await;
     assert_eq!(op["status"], "STATUS_SUCCESS", "{op}");
 
     let pid = repo_task(&env, "TASK_PRUNE").await;
-    let op = wait_op(&env, pid, Duration::from_secs(30)).await;
+    let op = wait_op(&env.s, pid, Duration::from_secs(30)).await;
     assert_eq!(op["status"], "STATUS_SUCCESS", "{op}");
     // Follow-ups are queued (their PENDING op recorded) as the prune ends.
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -1115,10 +1001,22 @@ async fn prune_after_recent_stats_does_not_run_stats_again() {
 }
 
 /// The task log of the newest backup operation of plan p1.
+/// Waits for the index operation of snapshot `id` in plan p1.
+async fn wait_indexed(env: &Env, id: &str) {
+    wait_ops(
+        &env.s,
+        json!({"planId": "p1"}),
+        Duration::from_secs(30),
+        "index op",
+        |l| index_ops(l).iter().any(|o| str_of(&o["snapshotId"]) == id),
+    )
+    .await;
+}
+
 async fn last_backup_log(env: &Env) -> (Value, String) {
     let list = ops(&env.s, json!({"planId": "p1"})).await;
     let b = (*backup_ops(&list).last().expect("a backup op")).clone();
-    let text = read_log(&env.s, s(&b["logref"])).await;
+    let text = read_log(&env.s, str_of(&b["logref"])).await;
     (b, text)
 }
 
@@ -1132,33 +1030,30 @@ async fn backup_parent_comes_from_a_current_index() {
     let env = setup(json!({"policyKeepAll": true})).await;
     backup(&env).await;
     let (first, log1) = last_backup_log(&env).await;
-    let first_id = s(&first["snapshotId"]).to_string();
+    let first_id = str_of(&first["snapshotId"]).to_string();
     assert!(is_hex64(&first_id), "{first}");
     // Fresh server: the index pass of AddRepo ran, the repo had no snapshot.
     assert!(!log1.contains("--parent"), "{log1}");
     // Wait for the backup's index pass, which makes the index current again.
-    wait_ops(&env, json!({"planId": "p1"}), Duration::from_secs(30), "index op", |l| {
-        index_ops(l).iter().any(|o| s(&o["snapshotId"]) == first_id)
-    })
-    .await;
+    wait_indexed(&env, &first_id).await;
 
     std::fs::write(env.src.join("new-file.txt"), b"second backup\n").unwrap();
     backup(&env).await;
     let (second, log2) = last_backup_log(&env).await;
-    let second_id = s(&second["snapshotId"]).to_string();
+    let second_id = str_of(&second["snapshotId"]).to_string();
     assert!(is_hex64(&second_id) && second_id != first_id, "{second}");
     let commands: Vec<&str> = log2.lines().filter(|l| l.contains("command:")).collect();
     assert_eq!(commands.len(), 1, "one restic process per backup: {log2}");
-    assert!(commands[0].contains(&format!("--parent {first_id}")), "{log2}");
+    assert!(
+        commands[0].contains(&format!("--parent {first_id}")),
+        "{log2}"
+    );
     // The full id matches what restic itself lists.
     let listed = restic_ok(&env.repo, "pw", &["snapshots", "--json", "--no-lock"]);
     assert!(listed.contains(&second_id), "{listed}");
 
     // Remove the indexed parent behind the server's back.
-    wait_ops(&env, json!({"planId": "p1"}), Duration::from_secs(30), "index op", |l| {
-        index_ops(l).iter().any(|o| s(&o["snapshotId"]) == second_id)
-    })
-    .await;
+    wait_indexed(&env, &second_id).await;
     restic_ok(&env.repo, "pw", &["forget", &second_id]);
     std::fs::write(env.src.join("third.txt"), b"third backup\n").unwrap();
     backup(&env).await;

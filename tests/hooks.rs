@@ -35,15 +35,8 @@ async fn setup_with(builder: ServerBuilder, plan_hooks: Value, repo_hooks: Value
     std::fs::create_dir_all(src.join("sub")).unwrap();
     std::fs::write(src.join("a.txt"), "alpha\n".repeat(100)).unwrap();
     std::fs::write(src.join("sub/b.txt"), "bravo\n".repeat(50)).unwrap();
-    let mut cfg = ok_json(&s, "/v1.Backrest/GetConfig", json!({})).await;
-    cfg["instance"] = json!(INSTANCE);
-    ok_json(&s, "/v1.Backrest/SetConfig", cfg).await;
-    let mut cfg = ok_json(
-        &s,
-        "/v1.Backrest/AddRepo",
-        json!({"repo": {"id": "r1", "uri": tmp.path().join("repo"), "password": "pw"}}),
-    )
-    .await;
+    set_instance(&s, INSTANCE).await;
+    let mut cfg = add_repo(&s, "r1", &tmp.path().join("repo"), "pw").await;
     cfg["repos"][0]["hooks"] = repo_hooks;
     cfg["plans"] = json!([{
         "id": "p1", "repo": "r1", "paths": [src],
@@ -62,44 +55,20 @@ fn command_hook(conditions: &[&str], on_error: &str, command: &str) -> Value {
     json!({"conditions": conditions, "onError": on_error, "actionCommand": {"command": command}})
 }
 
-fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or("")
-}
-
-fn num(v: &Value) -> i64 {
-    match v {
-        Value::String(x) => x.parse().unwrap(),
-        Value::Number(n) => n.as_i64().unwrap(),
-        _ => 0,
-    }
-}
-
-async fn ops(srv: &Server, selector: Value) -> Vec<Value> {
-    let v = ok_json(srv, "/v1.Backrest/GetOperations", json!({ "selector": selector })).await;
-    v["operations"].as_array().cloned().unwrap_or_default()
-}
-
 fn of_kind<'a>(list: &'a [Value], kind: &str) -> Vec<&'a Value> {
     list.iter().filter(|o| o.get(kind).is_some()).collect()
 }
 
 /// Polls until `pred` holds for plan p1's operations.
-async fn wait_ops(env: &Env, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let list = ops(&env.s, json!({"planId": "p1"})).await;
-        if pred(&list) {
-            return list;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "{what}: not seen; operations: {}\nserver log:\n{}",
-                Value::Array(list),
-                env.s.stderr()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn wait_p1_ops(env: &Env, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    wait_ops(
+        &env.s,
+        json!({"planId": "p1"}),
+        Duration::from_secs(60),
+        what,
+        pred,
+    )
+    .await
 }
 
 fn read(path: &Path) -> String {
@@ -134,17 +103,17 @@ async fn command_hooks_render_variables_and_are_recorded_in_the_flow() {
     )]))
     .await;
     ok_json(&env.s, "/v1.Backrest/Backup", json!({"value": "p1"})).await;
-    let list = wait_ops(&env, "two hook runs", |l| {
+    let list = wait_p1_ops(&env, "two hook runs", |l| {
         of_kind(l, "operationRunHook")
             .iter()
-            .filter(|o| s(&o["status"]) == "STATUS_SUCCESS")
+            .filter(|o| str_of(&o["status"]) == "STATUS_SUCCESS")
             .count()
             == 2
     })
     .await;
     let backup = of_kind(&list, "operationBackup")[0];
     assert_eq!(backup["status"], "STATUS_SUCCESS", "{backup}");
-    let snap = s(&backup["snapshotId"]).to_string();
+    let snap = str_of(&backup["snapshotId"]).to_string();
     assert_eq!(snap.len(), 64, "{backup}");
 
     let text = read(&out);
@@ -171,7 +140,10 @@ async fn command_hooks_render_variables_and_are_recorded_in_the_flow() {
     assert_eq!(shell, ["shell:it's; $(x)", "shell:it's; $(x)"], "{text}");
     // Backrest's built-in summaries: the start one lists the plan's paths,
     // the end one the snapshot and its statistics.
-    assert!(text.contains("Backrest Notification for Snapshot Start"), "{text}");
+    assert!(
+        text.contains("Backrest Notification for Snapshot Start"),
+        "{text}"
+    );
     assert!(
         // `{{ range .Plan.Paths -}}` eats the space before the dash.
         text.contains(&format!("\n- {}\n", env.src.to_string_lossy())),
@@ -185,7 +157,7 @@ async fn command_hooks_render_variables_and_are_recorded_in_the_flow() {
     let hooks = of_kind(&list, "operationRunHook");
     let mut conditions: Vec<&str> = hooks
         .iter()
-        .map(|h| s(&h["operationRunHook"]["condition"]))
+        .map(|h| str_of(&h["operationRunHook"]["condition"]))
         .collect();
     conditions.sort();
     assert_eq!(
@@ -201,10 +173,12 @@ async fn command_hooks_render_variables_and_are_recorded_in_the_flow() {
         );
         assert_eq!(h["operationRunHook"]["name"], "command hook plan/p1/hook/0");
         assert!(
-            s(&h["displayMessage"]).starts_with("running command hook plan/p1/hook/0 triggered by CONDITION_SNAPSHOT_"),
+            str_of(&h["displayMessage"]).starts_with(
+                "running command hook plan/p1/hook/0 triggered by CONDITION_SNAPSHOT_"
+            ),
             "{h}"
         );
-        let log = read_log(&env.s, s(&h["logref"])).await;
+        let log = read_log(&env.s, str_of(&h["logref"])).await;
         assert!(log.contains("[script]"), "{log}");
     }
 }
@@ -222,7 +196,11 @@ async fn on_error_policies_of_a_failing_start_hook() {
         let tmp = tempfile::tempdir().unwrap();
         let marker = tmp.path().join("error-hook.txt");
         let env = setup(json!([
-            command_hook(&["CONDITION_SNAPSHOT_START"], policy, "echo failing on purpose; exit 3"),
+            command_hook(
+                &["CONDITION_SNAPSHOT_START"],
+                policy,
+                "echo failing on purpose; exit 3"
+            ),
             command_hook(
                 &["CONDITION_ANY_ERROR"],
                 "ON_ERROR_IGNORE",
@@ -239,31 +217,44 @@ async fn on_error_policies_of_a_failing_start_hook() {
             .into_iter()
             .find(|h| h["operationRunHook"]["condition"] == "CONDITION_SNAPSHOT_START")
             .expect("the start hook ran");
-        assert_eq!(start_hook["status"], "STATUS_ERROR", "{policy}: {start_hook}");
-        assert!(
-            s(&start_hook["displayMessage"]).contains("exit status 3"),
+        assert_eq!(
+            start_hook["status"], "STATUS_ERROR",
             "{policy}: {start_hook}"
         );
-        let log = read_log(&env.s, s(&start_hook["logref"])).await;
+        assert!(
+            str_of(&start_hook["displayMessage"]).contains("exit status 3"),
+            "{policy}: {start_hook}"
+        );
+        let log = read_log(&env.s, str_of(&start_hook["logref"])).await;
         assert!(log.contains("failing on purpose"), "{policy}: {log}");
         if want_rpc_ok {
             assert!(read(&marker).is_empty(), "{policy}: no error hooks");
-            assert!(!s(&backup["snapshotId"]).is_empty(), "{backup}");
+            assert!(!str_of(&backup["snapshotId"]).is_empty(), "{backup}");
         } else {
-            let msg = s(&body["message"]);
+            let msg = str_of(&body["message"]);
             assert!(msg.contains("snapshot start hook"), "{policy}: {body}");
-            let word = if policy == "ON_ERROR_CANCEL" { "cancel" } else { "fatal" };
+            let word = if policy == "ON_ERROR_CANCEL" {
+                "cancel"
+            } else {
+                "fatal"
+            };
             assert!(msg.contains(word), "{policy}: {body}");
             assert_eq!(
                 body["code"],
-                if policy == "ON_ERROR_CANCEL" { "canceled" } else { "unknown" },
+                if policy == "ON_ERROR_CANCEL" {
+                    "canceled"
+                } else {
+                    "unknown"
+                },
                 "{policy}: {body}"
             );
             // The backup never ran restic: no snapshot.
-            assert!(s(&backup["snapshotId"]).is_empty(), "{backup}");
+            assert!(str_of(&backup["snapshotId"]).is_empty(), "{backup}");
             let m = read(&marker);
             assert!(
-                m.starts_with("CONDITION_ANY_ERROR: snapshot start hook: run hook command hook plan/p1/hook/0"),
+                m.starts_with(
+                    "CONDITION_ANY_ERROR: snapshot start hook: run hook command hook plan/p1/hook/0"
+                ),
                 "{policy}: {m}"
             );
         }
@@ -300,10 +291,11 @@ async fn retry_policy_retries_the_backup() {
             .unwrap();
         (r.status().as_u16(), started.elapsed())
     });
-    let pending = wait_ops(&env, "the backup waiting for its retry", |l| {
+    let pending = wait_p1_ops(&env, "the backup waiting for its retry", |l| {
         of_kind(l, "operationBackup").iter().any(|b| {
-            s(&b["status"]) == "STATUS_PENDING"
-                && s(&b["displayMessage"]).starts_with("waiting for retry, current backoff delay: 10s")
+            str_of(&b["status"]) == "STATUS_PENDING"
+                && str_of(&b["displayMessage"])
+                    .starts_with("waiting for retry, current backoff delay: 10s")
         })
     })
     .await;
@@ -312,16 +304,26 @@ async fn retry_policy_retries_the_backup() {
 
     let (code, waited) = call.await.unwrap();
     assert_eq!(code, 200, "the retried backup succeeded");
-    assert!(waited >= Duration::from_secs(9), "retried after the backoff: {waited:?}");
+    assert!(
+        waited >= Duration::from_secs(9),
+        "retried after the backoff: {waited:?}"
+    );
     let list = ops(&env.s, json!({"planId": "p1"})).await;
     let backup = of_kind(&list, "operationBackup")[0];
     assert_eq!(backup["status"], "STATUS_SUCCESS", "{backup}");
-    assert!(s(&backup["displayMessage"]).contains("running after 1 retries"), "{backup}");
+    assert!(
+        str_of(&backup["displayMessage"]).contains("running after 1 retries"),
+        "{backup}"
+    );
     let hooks = of_kind(&list, "operationRunHook");
-    assert_eq!(hooks.len(), 1, "the first attempt's hook run is gone: {hooks:?}");
+    assert_eq!(
+        hooks.len(),
+        1,
+        "the first attempt's hook run is gone: {hooks:?}"
+    );
     assert_eq!(hooks[0]["status"], "STATUS_SUCCESS");
     assert_ne!(hooks[0]["id"], first_hook["id"]);
-    let log = read_log(&env.s, s(&hooks[0]["logref"])).await;
+    let log = read_log(&env.s, str_of(&hooks[0]["logref"])).await;
     assert!(log.contains("second attempt"), "{log}");
 }
 
@@ -333,7 +335,11 @@ async fn failing_backup_fires_error_and_end_hooks() {
     let out = tmp.path().join("events.txt");
     let line = "echo \"{{ .Event }}\" >> OUT".replace("OUT", &sh_path(&out));
     let env = setup(json!([
-        command_hook(&["CONDITION_SNAPSHOT_ERROR", "CONDITION_ANY_ERROR"], "ON_ERROR_IGNORE", &line),
+        command_hook(
+            &["CONDITION_SNAPSHOT_ERROR", "CONDITION_ANY_ERROR"],
+            "ON_ERROR_IGNORE",
+            &line
+        ),
         command_hook(&["CONDITION_SNAPSHOT_END"], "ON_ERROR_IGNORE", &line),
         command_hook(&["CONDITION_SNAPSHOT_SUCCESS"], "ON_ERROR_IGNORE", &line),
     ]))
@@ -423,10 +429,10 @@ async fn notifications_deliver_the_expected_requests() {
     )
     .await;
     ok_json(&env.s, "/v1.Backrest/Backup", json!({"value": "p1"})).await;
-    let list = wait_ops(&env, "ten hook runs", |l| {
+    let list = wait_p1_ops(&env, "ten hook runs", |l| {
         of_kind(l, "operationRunHook")
             .iter()
-            .filter(|o| !matches!(s(&o["status"]), "STATUS_PENDING" | "STATUS_INPROGRESS"))
+            .filter(|o| !matches!(str_of(&o["status"]), "STATUS_PENDING" | "STATUS_INPROGRESS"))
             .count()
             == 10
     })
@@ -439,11 +445,17 @@ async fn notifications_deliver_the_expected_requests() {
 
     let json_of = |r: &Seen| -> Value { serde_json::from_str(&r.body).expect(&r.body) };
     let d = find(&seen, "/discord/123/tok");
-    assert_eq!((d.method.as_str(), d.content_type.as_str()), ("POST", "application/json"));
+    assert_eq!(
+        (d.method.as_str(), d.content_type.as_str()),
+        ("POST", "application/json")
+    );
     assert_eq!(json_of(d), json!({"content": want}));
 
     let sl = find(&seen, "/slack/T/B/X");
-    assert_eq!(json_of(sl), json!({"text": format!("Backrest Notification\n{want}")}));
+    assert_eq!(
+        json_of(sl),
+        json!({"text": format!("Backrest Notification\n{want}")})
+    );
 
     let g = find(&seen, "/gotify/message?token=");
     // Go's url.QueryEscape, as Backrest: space as '+'.
@@ -467,7 +479,10 @@ async fn notifications_deliver_the_expected_requests() {
     let wp = find(&seen, "/webhook-post");
     assert_eq!((wp.method.as_str(), wp.body.as_str()), ("POST", want));
     let wg = find(&seen, "/webhook-get");
-    assert_eq!((wg.method.as_str(), wg.uri.as_str(), wg.body.as_str()), ("GET", "/webhook-get?x=1", ""));
+    assert_eq!(
+        (wg.method.as_str(), wg.uri.as_str(), wg.body.as_str()),
+        ("GET", "/webhook-get?x=1", "")
+    );
 
     let generic = find(&seen, "/generic");
     assert_eq!(generic.method, "POST");
@@ -480,7 +495,10 @@ async fn notifications_deliver_the_expected_requests() {
     // An empty template sends Backrest's built-in summary.
     let dd = find(&seen, "/discord-default");
     let content = json_of(dd)["content"].as_str().unwrap().to_string();
-    assert!(content.contains("Backrest Snapshot Notification"), "{content}");
+    assert!(
+        content.contains("Backrest Snapshot Notification"),
+        "{content}"
+    );
     assert!(content.contains("Event: snapshot end"), "{content}");
 }
 
@@ -491,22 +509,39 @@ async fn notifications_deliver_the_expected_requests() {
 #[tokio::test]
 async fn chaining_hook_starts_the_next_plan() {
     let env = setup(json!([])).await;
-    let port = env.s.base.rsplit(':').next().unwrap().trim_end_matches('/').to_string();
+    let port = env
+        .s
+        .base
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
     let documented = r#"curl -X POST 'localhost:9898/v1.Backrest/Backup' --data '{"value": "ID_OF_NEXT_PLAN"}' -H 'Content-Type: application/json' -u USERNAME:PASSWORD -m 1 || exit 0"#;
     let cmd = documented
         .replace("9898", &port)
         .replace("ID_OF_NEXT_PLAN", "p2")
         .replace("USERNAME:PASSWORD", "chain:s3cret");
-    let hash = ok_json(&env.s, "/v1.Authentication/HashPassword", json!({"value": "s3cret"})).await;
+    let hash = ok_json(
+        &env.s,
+        "/v1.Authentication/HashPassword",
+        json!({"value": "s3cret"}),
+    )
+    .await;
     let mut cfg = ok_json(&env.s, "/v1.Backrest/GetConfig", json!({})).await;
     let src2 = env.path("src2");
     std::fs::create_dir_all(&src2).unwrap();
     std::fs::write(src2.join("x.txt"), "x\n").unwrap();
-    cfg["plans"][0]["hooks"] = json!([command_hook(&["CONDITION_SNAPSHOT_END"], "ON_ERROR_IGNORE", &cmd)]);
+    cfg["plans"][0]["hooks"] = json!([command_hook(
+        &["CONDITION_SNAPSHOT_END"],
+        "ON_ERROR_IGNORE",
+        &cmd
+    )]);
     cfg["plans"].as_array_mut().unwrap().push(json!({
         "id": "p2", "repo": "r1", "paths": [src2], "retention": {"policyKeepAll": true}
     }));
-    cfg["auth"] = json!({"disabled": false, "users": [{"name": "chain", "passwordBcrypt": hash["value"]}]});
+    cfg["auth"] =
+        json!({"disabled": false, "users": [{"name": "chain", "passwordBcrypt": hash["value"]}]});
     // From here on, calls need the credentials.
     let c = client();
     let r = c
@@ -538,7 +573,7 @@ async fn chaining_hook_starts_the_next_plan() {
         let list = v["operations"].as_array().cloned().unwrap_or_default();
         if let Some(b) = of_kind(&list, "operationBackup").first() {
             if b["status"] == "STATUS_SUCCESS" {
-                assert_eq!(s(&b["snapshotId"]).len(), 64, "{b}");
+                assert_eq!(str_of(&b["snapshotId"]).len(), 64, "{b}");
                 break;
             }
         }
@@ -595,16 +630,8 @@ async fn prune_check_and_forget_fire_their_start_and_success_hooks() {
             json!({"repoId": "r1", "task": task}),
         )
         .await;
-        let id = num(&v["operationId"]);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let list = ops(&env.s, json!({"ids": [id.to_string()]})).await;
-            if list.first().is_some_and(|o| s(&o["status"]) == "STATUS_SUCCESS") {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{task}: {list:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let op = wait_op(&env.s, num(&v["operationId"]), Duration::from_secs(60)).await;
+        assert_eq!(str_of(&op["status"]), "STATUS_SUCCESS", "{task}: {op}");
     }
     let text = read(&out);
     assert_eq!(
@@ -623,5 +650,8 @@ async fn prune_check_and_forget_fire_their_start_and_success_hooks() {
     );
     let seen = seen.lock().unwrap().clone();
     let hc = find(&seen, "/hc/check");
-    assert_eq!((hc.uri.as_str(), hc.body.as_str()), ("/hc/check/start", "checking r1"));
+    assert_eq!(
+        (hc.uri.as_str(), hc.body.as_str()),
+        ("/hc/check/start", "checking r1")
+    );
 }

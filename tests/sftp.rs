@@ -273,26 +273,6 @@ async fn check_repo(s: &Server, repo: &Value) -> (u16, Value) {
     call_json(s, "/v1.Backrest/CheckRepoExists", json!({"repo": repo})).await
 }
 
-async fn set_instance(s: &Server) {
-    let mut cfg = ok_json(s, "/v1.Backrest/GetConfig", json!({})).await;
-    cfg["instance"] = json!(INSTANCE);
-    ok_json(s, "/v1.Backrest/SetConfig", cfg).await;
-}
-
-fn restic_snapshots(repo: &Path) -> Vec<Value> {
-    let out = run_ok(
-        Command::new("restic")
-            .arg("-r")
-            .arg(repo)
-            .args(["--no-cache", "snapshots", "--json", "--no-lock"])
-            .env("RESTIC_PASSWORD", "pw")
-            .env_remove("RESTIC_PASSWORD_FILE")
-            .env_remove("RESTIC_PASSWORD_COMMAND")
-            .env_remove("RESTIC_REPOSITORY"),
-    );
-    serde_json::from_str(&out).unwrap()
-}
-
 #[tokio::test]
 async fn setup_sftp_then_an_sftp_repo_backs_up_with_the_ui_flag() {
     if !sshd_installed() {
@@ -300,7 +280,7 @@ async fn setup_sftp_then_an_sftp_repo_backs_up_with_the_ui_flag() {
     }
     let sshd = Sshd::start(Auth::KeysFile);
     let s = Server::start();
-    set_instance(&s).await;
+    set_instance(&s, INSTANCE).await;
     eprintln!("{}", run_ok(Command::new("restic").arg("version")).trim());
 
     // --- SetupSftp: a key pair and the host key, Backrest's file layout.
@@ -469,7 +449,12 @@ async fn setup_sftp_then_an_sftp_repo_backs_up_with_the_ui_flag() {
     assert_eq!(snaps.len(), 1, "{listed}");
     assert_eq!(snaps[0]["paths"], json!([src]), "{listed}");
     // The data really is in the directory sshd served.
-    let on_disk = restic_snapshots(&repo_dir);
+    let on_disk: Vec<Value> = serde_json::from_str(&restic_ok(
+        &repo_dir,
+        "pw",
+        &["snapshots", "--json", "--no-lock"],
+    ))
+    .unwrap();
     assert_eq!(on_disk.len(), 1);
     assert_eq!(on_disk[0]["id"], snaps[0]["id"]);
     assert!(sshd.log().contains("Accepted publickey"), "{}", sshd.log());
@@ -553,7 +538,7 @@ async fn setup_sftp_installs_the_key_with_a_password() {
     }
     let sshd = Sshd::start(Auth::PasswordForRoot);
     let s = Server::start();
-    set_instance(&s).await;
+    set_instance(&s, INSTANCE).await;
     let home = sshd.root().join("home");
 
     // A wrong password: refused, in plain words, and sshd saw a password try.

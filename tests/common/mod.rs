@@ -335,3 +335,145 @@ pub async fn read_log(s: &Server, logref: &str) -> String {
     }
     String::from_utf8_lossy(&bytes).into_owned()
 }
+
+/// A protojson string field, or "" when absent.
+pub fn str_of(v: &serde_json::Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+/// An int64 in protojson (a string), a number, or absent (0).
+pub fn num(v: &serde_json::Value) -> i64 {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s
+            .parse()
+            .unwrap_or_else(|_| panic!("not an integer: {s:?}")),
+        Value::Number(n) => n.as_i64().unwrap_or_else(|| n.as_f64().unwrap() as i64),
+        Value::Null => 0,
+        other => panic!("not an integer: {other}"),
+    }
+}
+
+/// Deterministic bytes that don't compress.
+pub fn noise(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Sets the instance ID through GetConfig and SetConfig.
+pub async fn set_instance(s: &Server, instance: &str) {
+    let mut cfg = ok_json(s, "/v1.Backrest/GetConfig", serde_json::json!({})).await;
+    cfg["instance"] = serde_json::json!(instance);
+    ok_json(s, "/v1.Backrest/SetConfig", cfg).await;
+}
+
+/// Adds (and initializes) repo `id` at `uri`; returns AddRepo's answer, the new config.
+pub async fn add_repo(s: &Server, id: &str, uri: &Path, password: &str) -> serde_json::Value {
+    ok_json(
+        s,
+        "/v1.Backrest/AddRepo",
+        serde_json::json!({"repo": {"id": id, "uri": uri, "password": password}}),
+    )
+    .await
+}
+
+/// GetOperations(selector).
+pub async fn ops(s: &Server, selector: serde_json::Value) -> Vec<serde_json::Value> {
+    let v = ok_json(
+        s,
+        "/v1.Backrest/GetOperations",
+        serde_json::json!({ "selector": selector }),
+    )
+    .await;
+    v["operations"].as_array().cloned().unwrap_or_default()
+}
+
+pub async fn op_by_id(s: &Server, id: i64) -> serde_json::Value {
+    let found = ops(s, serde_json::json!({"ids": [id.to_string()]})).await;
+    assert_eq!(found.len(), 1, "operation {id} not found");
+    found.into_iter().next().unwrap()
+}
+
+/// Whether an operation has a final status.
+pub fn is_done(op: &serde_json::Value) -> bool {
+    !matches!(
+        str_of(&op["status"]),
+        "STATUS_PENDING" | "STATUS_INPROGRESS" | ""
+    )
+}
+
+/// Polls until operation `id` has a final status.
+pub async fn wait_op(s: &Server, id: i64, timeout: Duration) -> serde_json::Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let op = op_by_id(s, id).await;
+        if is_done(&op) {
+            return op;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "operation {id} not finished after {timeout:?}: {op}\nserver log:\n{}",
+                s.stderr()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls GetOperations(selector) until `pred` holds for the list.
+pub async fn wait_ops(
+    s: &Server,
+    selector: serde_json::Value,
+    timeout: Duration,
+    what: &str,
+    pred: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let list = ops(s, selector.clone()).await;
+        if pred(&list) {
+            return list;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "{what}: not seen within {timeout:?}; operations: {}\nserver log:\n{}",
+                serde_json::Value::Array(list),
+                s.stderr()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The plain restic CLI against `repo`, ignoring any restic settings in the environment.
+pub fn restic(repo: &Path, password: &str, args: &[&str]) -> std::process::Output {
+    Command::new("restic")
+        .arg("-r")
+        .arg(repo)
+        .arg("--no-cache")
+        .args(args)
+        .env("RESTIC_PASSWORD", password)
+        .env_remove("RESTIC_PASSWORD_FILE")
+        .env_remove("RESTIC_PASSWORD_COMMAND")
+        .env_remove("RESTIC_REPOSITORY")
+        .output()
+        .expect("run restic")
+}
+
+/// [`restic`], which must succeed; its standard output.
+pub fn restic_ok(repo: &Path, password: &str, args: &[&str]) -> String {
+    let out = restic(repo, password, args);
+    assert!(
+        out.status.success(),
+        "restic {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
