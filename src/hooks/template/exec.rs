@@ -626,7 +626,7 @@ impl<'t> State<'t> {
         final_: Final,
     ) -> EResult<Value> {
         match name {
-            "and" | "or" => self.eval_and_or(dot, name == "or", node, args, final_),
+            "and" | "or" => self.eval_and_or(dot, name == "or", args, final_),
             "call" => {
                 // Errors name the callee by its source text.
                 let callee = match (args.get(1), &final_) {
@@ -654,7 +654,6 @@ impl<'t> State<'t> {
         &mut self,
         dot: &Value,
         is_or: bool,
-        node: At<'t>,
         args: &'t [Arg],
         final_: Final,
     ) -> EResult<Value> {
@@ -667,7 +666,6 @@ impl<'t> State<'t> {
                 args.len()
             )));
         }
-        let _ = node;
         let mut v = Value::Invalid;
         for arg in args {
             v = self.eval_arg(dot, &Param::Reflect, arg)?;

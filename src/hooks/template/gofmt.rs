@@ -348,9 +348,9 @@ fn format_value(out: &mut String, v: &Value, verb: char, flags: &Flags, depth: u
         },
         Value::Int(n, _) | Value::Enum(n, _) | Value::Duration(n) => {
             let neg = *n < 0;
-            fmt_integer(out, n.unsigned_abs(), neg, true, verb, flags, v)
+            fmt_integer(out, n.unsigned_abs(), neg, verb, flags, v)
         }
-        Value::Uint(n, _) => fmt_integer(out, *n, false, false, verb, flags, v),
+        Value::Uint(n, _) => fmt_integer(out, *n, false, verb, flags, v),
         Value::Float(f, kind) => fmt_float_verb(out, *f, *kind, verb, flags, v),
         Value::String(s) => match verb {
             'v' | 's' | 'x' | 'X' | 'q' => fmt_string(out, s, verb, flags),
@@ -536,12 +536,10 @@ fn fmt_integer(
     out: &mut String,
     magnitude: u64,
     negative: bool,
-    signed: bool,
     verb: char,
     flags: &Flags,
     original: &Value,
 ) {
-    let _ = signed;
     let (base, upper) = match verb {
         'v' | 'd' => (10, false),
         'b' => (2, false),

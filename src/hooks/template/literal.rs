@@ -178,22 +178,21 @@ fn parse_uint(s: &str) -> Option<u64> {
     if s.is_empty() || s.starts_with(['+', '-']) {
         return None;
     }
-    let (digits, radix, prefixed) =
-        if let Some(r) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-            (r, 16, true)
-        } else if let Some(r) = s.strip_prefix("0o").or_else(|| s.strip_prefix("0O")) {
-            (r, 8, true)
-        } else if let Some(r) = s.strip_prefix("0b").or_else(|| s.strip_prefix("0B")) {
-            (r, 2, true)
-        } else if s.len() > 1 && s.starts_with('0') {
-            (&s[1..], 8, true)
-        } else {
-            (s, 10, false)
-        };
+    let (digits, radix) = if let Some(r) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        (r, 16)
+    } else if let Some(r) = s.strip_prefix("0o").or_else(|| s.strip_prefix("0O")) {
+        (r, 8)
+    } else if let Some(r) = s.strip_prefix("0b").or_else(|| s.strip_prefix("0B")) {
+        (r, 2)
+    } else if s.len() > 1 && s.starts_with('0') {
+        // A leading zero means octal.
+        (&s[1..], 8)
+    } else {
+        (s, 10)
+    };
     if s.contains('_') && !underscore_ok(s) {
         return None;
     }
-    let _ = prefixed;
     let clean: String = digits.chars().filter(|&c| c != '_').collect();
     if clean.is_empty() {
         return None;

@@ -402,7 +402,6 @@ impl<'a> Parser<'a> {
             }
             let v_at = self.idx;
             self.next();
-            let after_variable = self.peek();
             let next = self.peek_non_space();
             match next.kind {
                 TokenKind::Assign | TokenKind::Declare => {
@@ -427,7 +426,6 @@ impl<'a> Parser<'a> {
                 }
                 _ => {
                     // Not a declaration: the variable is an operand.
-                    let _ = after_variable;
                     self.idx = v_at;
                 }
             }

@@ -367,10 +367,10 @@ fn scalar_from_json(f: &FieldDescriptorProto, json: Option<&serde_json::Value>) 
 /// A field value (repeated, map or single) from the message's JSON.
 fn field_from_json(f: &FieldDescriptorProto, json: Option<&serde_json::Value>) -> Value {
     if let Some(entry) = map_entry(f) {
-        let (Some(key_field), Some(value_field)) = (entry.field.first(), entry.field.get(1)) else {
+        // Entries are (key, value); keys arrive as JSON object keys.
+        let Some(value_field) = entry.field.get(1) else {
             return zero_value(f);
         };
-        let _ = key_field;
         let entries = json
             .and_then(|j| j.as_object())
             .map(|o| {
