@@ -655,3 +655,32 @@ async fn prune_check_and_forget_fire_their_start_and_success_hooks() {
         ("/hc/check/start", "checking r1")
     );
 }
+
+// A template that does not parse fails its hook with Go's words, once
+// prefixed as Backrest prefixes them; with ON_ERROR_IGNORE the backup
+// still succeeds.
+#[tokio::test]
+async fn a_broken_template_is_a_clear_hook_error() {
+    let env = setup(json!([command_hook(
+        &["CONDITION_SNAPSHOT_END"],
+        "ON_ERROR_IGNORE",
+        "echo {{ .Plan.Id }"
+    )]))
+    .await;
+    ok_json(&env.s, "/v1.Backrest/Backup", json!({"value": "p1"})).await;
+    let list = wait_p1_ops(&env, "the failed hook run", |l| {
+        of_kind(l, "operationRunHook")
+            .iter()
+            .any(|h| str_of(&h["status"]) == "STATUS_ERROR")
+    })
+    .await;
+    let backup = of_kind(&list, "operationBackup")[0];
+    assert_eq!(backup["status"], "STATUS_SUCCESS", "{backup}");
+    let hook = of_kind(&list, "operationRunHook")[0];
+    let msg = str_of(&hook["displayMessage"]);
+    assert!(
+        msg.starts_with("template rendering: parse template: template: "),
+        "{msg}"
+    );
+    assert_eq!(msg.matches("template rendering").count(), 1, "{msg}");
+}

@@ -263,7 +263,8 @@ async fn run_one(
         }
     }
 
-    let render = |text: &str| vars::render(text, vars).map_err(|e| format!("template rendering: {e}"));
+    // The actions prefix "template rendering: " themselves, as Backrest does.
+    let render = |text: &str| vars::render(text, vars).map_err(|e| e.to_string());
     let log_line = |line: &str| log.raw(line);
     let env = ActionEnv {
         condition: event,
