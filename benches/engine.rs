@@ -13,7 +13,9 @@
 //!    cost (`restic cat config --no-lock`, median of 5) is "one repo-open".
 //! 2. After a first (full) backup and one warm-up each, interleaves N rounds
 //!    of (a) plain `restic backup --json <tree> --exclude-caches --tag plan:P
-//!    --tag created-by:I --parent <latest>` (the argv backrest-rs builds, same
+//!    --tag created-by:I --parent <its own previous snapshot>` (the argv
+//!    backrest-rs builds; each side chains on its own snapshots, so both read
+//!    the same changed files; same
 //!    env: RESTIC_PASSWORD/RESTIC_REPOSITORY/RESTIC_PROGRESS_FPS=2, same
 //!    cache dir) and (b) the Backup RPC (JSON) for a plan on that tree, timed
 //!    from request to 200. Nothing changed between them; then a few rounds
@@ -1225,9 +1227,15 @@ fn backup_part(
     // One warm-up each.
     let p = plain_backup(&latest);
     latest = p.id;
+    let p_id_after_warmup = latest.clone();
     let r = rpc_backup(&latest);
     latest = r.id;
     println!("warm-up: plain {:.0} ms, RPC {:.0} ms", p.wall, r.wall);
+    // Each side's parent is its own previous snapshot, so both read the same
+    // changed files: the server takes its parent from its snapshot index,
+    // which (by design, until its next index pass) doesn't know snapshots
+    // made outside it, like the plain runs here.
+    let mut plain_parent = p_id_after_warmup.clone();
 
     // ---- Nothing changed: interleaved rounds ----------------------------------
     wait_for_quiet("the backup rounds");
@@ -1249,11 +1257,12 @@ fn backup_part(
         };
         for is_plain in order {
             if is_plain {
-                let p = plain_backup(&latest);
+                let p = plain_backup(&plain_parent);
                 plain.push(p.wall);
                 plain_cpu.push(p.cpu);
                 plain_tail.push(p.wall - p.to_last_line);
                 latest = p.id;
+                plain_parent = latest.clone();
             } else {
                 let r = rpc_backup(&latest);
                 rpc.push(r.wall);
@@ -1347,10 +1356,11 @@ fn backup_part(
                 round += 1;
                 touch_one_percent(&tree, files, round);
                 if is_plain {
-                    let p = plain_backup(&latest);
+                    let p = plain_backup(&plain_parent);
                     plain.push(p.wall);
                     plain_tail.push(p.wall - p.to_last_line);
                     latest = p.id;
+                    plain_parent = latest.clone();
                 } else {
                     let r = rpc_backup(&latest);
                     rpc.push(r.wall);
