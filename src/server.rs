@@ -118,11 +118,9 @@ pub async fn open_state(
             .context("cannot set up authentication")?,
     );
     crate::auth::warn_if_open(&options.bind_address, &config.get());
-    let download_links = crate::download::LinkSigner::open(
-        &options.data_dir,
-        crate::download::Clock::from_env()?,
-    )
-    .context("cannot set up download links")?;
+    let download_links =
+        crate::download::LinkSigner::open(&options.data_dir, crate::download::Clock::from_env()?)
+            .context("cannot set up download links")?;
     let orchestrator = Orchestrator::new(
         config.clone(),
         oplog.clone(),

@@ -306,7 +306,9 @@ mod tests {
         };
         let tmp = tempfile::tempdir().unwrap();
         std::fs::write(tmp.path().join("f"), "x").unwrap();
-        let err = write_tar_gz(tmp.path(), &mut w).err().expect("a gone reader is an error");
+        let err = write_tar_gz(tmp.path(), &mut w)
+            .err()
+            .expect("a gone reader is an error");
         assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
     }
 }

@@ -14,8 +14,8 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::actions::{self, ActionEnv};
-use super::vars::{self, HookVars};
 pub use super::vars::SnapshotStats;
+use super::vars::{self, HookVars};
 use crate::orchestrator::context::{TASK_LOG_TTL, TaskContext, TaskLog};
 use crate::pb::v1::{self, OperationStatus, hook, operation::Op};
 
@@ -66,7 +66,11 @@ pub fn go_duration(d: Duration) -> String {
     let (m, rest) = (rest / 60_000, rest % 60_000);
     let secs = match rest % 1000 {
         0 => format!("{}s", rest / 1000),
-        frac => format!("{}.{}s", rest / 1000, format!("{frac:03}").trim_end_matches('0')),
+        frac => format!(
+            "{}.{}s",
+            rest / 1000,
+            format!("{frac:03}").trim_end_matches('0')
+        ),
     };
     match (h, m) {
         (0, 0) => secs,
@@ -145,7 +149,12 @@ pub async fn execute(
     if hooks.is_empty() {
         return Ok(());
     }
-    let repo = ctx.config.repos.iter().find(|r| r.id == ctx.repo_id()).cloned();
+    let repo = ctx
+        .config
+        .repos
+        .iter()
+        .find(|r| r.id == ctx.repo_id())
+        .cloned();
     let plan = ctx
         .config
         .plans
@@ -160,9 +169,8 @@ pub async fn execute(
     let started_ms = ctx.op.as_ref().map(|o| o.unix_time_start_ms).unwrap_or(0);
     for (name, h, event) in hooks {
         let Some(action) = h.action.as_ref() else {
-            ctx.log.line(&format!(
-                "hook {name} has no action configured: skipped"
-            ));
+            ctx.log
+                .line(&format!("hook {name} has no action configured: skipped"));
             continue;
         };
         let now = chrono::Local::now();
@@ -186,9 +194,7 @@ pub async fn execute(
                 hook::OnError::Ignore => None,
                 hook::OnError::Cancel => Some((Halt::Cancel, "cancel")),
                 hook::OnError::Fatal => Some((Halt::Fatal, "fatal")),
-                hook::OnError::Retry1minute => {
-                    Some((Halt::Retry(RetryPolicy::OneMinute), "retry"))
-                }
+                hook::OnError::Retry1minute => Some((Halt::Retry(RetryPolicy::OneMinute), "retry")),
                 hook::OnError::Retry10minutes => {
                     Some((Halt::Retry(RetryPolicy::TenMinutes), "retry"))
                 }
@@ -247,7 +253,12 @@ async fn run_one(
     let mut log = TaskLog::default();
     if let Some(o) = op.as_mut() {
         let log_id = format!("t-{}", uuid::Uuid::new_v4().simple());
-        match ctx.orch.logs().create(&log_id, o.id, Some(TASK_LOG_TTL)).await {
+        match ctx
+            .orch
+            .logs()
+            .create(&log_id, o.id, Some(TASK_LOG_TTL))
+            .await
+        {
             Ok(w) => {
                 log = TaskLog::new(w);
                 if let Some(Op::OperationRunHook(h)) = o.op.as_mut() {

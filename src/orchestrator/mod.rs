@@ -26,9 +26,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ConfigStore;
 use crate::connect::ShutdownSignal;
+use crate::hooks::engine::Halt;
 use crate::logstore::LogStore;
 use crate::oplog::{OpLog, Query};
-use crate::hooks::engine::Halt;
 use crate::pb::v1::{self, OperationStatus, hook};
 use crate::restic::Restic;
 use context::{TASK_LOG_TTL, TaskContext, TaskLog};

@@ -324,7 +324,11 @@ impl RepoClient {
     /// repository's `snapshots/` folder; `None` for remote repositories, or
     /// when the folder can't be read or the prefix is ambiguous.
     async fn local_snapshot_file(&self, short: &str) -> Option<String> {
-        let uri = self.repo.uri.strip_prefix("local:").unwrap_or(&self.repo.uri);
+        let uri = self
+            .repo
+            .uri
+            .strip_prefix("local:")
+            .unwrap_or(&self.repo.uri);
         let dir = std::path::Path::new(uri);
         if !dir.is_absolute() || short.is_empty() || !short.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
@@ -334,7 +338,10 @@ impl RepoClient {
         while let Ok(Some(e)) = entries.next_entry().await {
             let name = e.file_name();
             let Some(name) = name.to_str() else { continue };
-            if name.len() == 64 && name.starts_with(short) && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if name.len() == 64
+                && name.starts_with(short)
+                && name.bytes().all(|b| b.is_ascii_hexdigit())
+            {
                 if found.is_some() {
                     return None;
                 }

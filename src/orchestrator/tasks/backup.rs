@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::convert;
-use crate::orchestrator::context::TaskContext;
-use crate::orchestrator::task::{Task, TaskError, TaskKind, priority};
 use crate::hooks::engine::Extra;
 use crate::hooks::engine::SnapshotStats;
+use crate::orchestrator::context::TaskContext;
+use crate::orchestrator::task::{Task, TaskError, TaskKind, priority};
 use crate::pb::v1::{self, OperationStatus, hook::Condition, operation::Op};
 use crate::restic::output::BackupEvent;
 use crate::restic::repo::BackupArgs;

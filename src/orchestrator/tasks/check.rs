@@ -1,8 +1,8 @@
 //! Check: `restic check`, optionally reading a subset of the data.
 
+use crate::hooks::engine::Extra;
 use crate::orchestrator::context::TaskContext;
 use crate::orchestrator::task::TaskError;
-use crate::hooks::engine::Extra;
 use crate::pb::v1::{self, check_policy::Mode, hook::Condition, operation::Op};
 
 pub async fn run(ctx: &mut TaskContext) -> Result<(), TaskError> {

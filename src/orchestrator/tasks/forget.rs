@@ -1,10 +1,10 @@
 //! Forget: a plan's retention, the repo's own forget policy, or one snapshot.
 
 use super::convert;
+use crate::hooks::engine::Extra;
 use crate::oplog::Query;
 use crate::orchestrator::context::TaskContext;
 use crate::orchestrator::task::{Task, TaskError, TaskKind, priority};
-use crate::hooks::engine::Extra;
 use crate::pb::v1::{self, hook::Condition, operation::Op};
 use crate::restic::repo::keep_flags;
 

@@ -1,8 +1,8 @@
 //! Prune: `restic prune --max-unused …`, output kept in its own log.
 
+use crate::hooks::engine::Extra;
 use crate::orchestrator::context::TaskContext;
 use crate::orchestrator::task::{Task, TaskError, TaskKind, priority};
-use crate::hooks::engine::Extra;
 use crate::pb::v1::{self, hook::Condition, operation::Op};
 
 /// `--max-unused` from the prune policy (Backrest's rules: 25% without a policy).
