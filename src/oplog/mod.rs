@@ -1,24 +1,31 @@
 //! The operation log: every task the server runs is one `v1.Operation`,
 //! stored in `<data>/oplog.sqlite` in Backrest's own schema (version 6, see
-//! `migrations/0001_oplog_schema_v6.sql`), so a Backrest data directory opens
-//! unchanged and Backrest can open ours.
+//! `migrations/0001_oplog_schema_v6.sql`) plus one index of ours
+//! (`migrations/0002_…`, harmless to Backrest), so a Backrest data directory
+//! opens unchanged and Backrest can open ours.
 //!
 //! * Ids are sequential (the counter starts at the highest id ever used).
 //! * `modno` is one store-wide counter; every add, update and transform gives
 //!   the written operation the next value.
 //! * Every write is one SQLite transaction (WAL, `synchronous=NORMAL`), all or
-//!   nothing, and writes are serialised, so events go out in commit order.
+//!   nothing, committed before the call returns, and writes are serialised
+//!   (one writer connection), so events go out in commit order.
+//! * Reads go through a pool of connections (`read.rs`); WAL checkpoints run
+//!   in the background (`checkpoint.rs`).
 //! * A write, once started, runs to the end even if the caller is dropped, so
 //!   a committed change is never missing its event.
 //! * Subscribers ([`OpLog::subscribe`]) see one [`OpEvent`] per add, update
 //!   or delete call; transforms emit nothing.
 
+mod checkpoint;
 mod query;
+mod read;
 mod validate;
 
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +33,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use prost::Message;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{ConnectOptions, Connection, SqliteConnection, SqlitePool};
 use tokio::sync::{Mutex, broadcast};
 
 use crate::pb::v1::{Operation, OperationStatus};
@@ -42,6 +49,10 @@ pub const DATA_VERSION: i64 = 6;
 /// How many events a subscriber may fall behind before its stream must end
 /// (see [`OpLog::subscribe`]).
 pub const EVENT_BUFFER: usize = 100;
+/// How much of the database file each connection maps into memory
+/// (`PRAGMA mmap_size`): room for a log of roughly 300,000 operations; a
+/// bigger file is read normally past that point.
+const MMAP_BYTES: u64 = 256 * 1024 * 1024;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -81,10 +92,49 @@ pub struct OpLog {
 }
 
 struct Inner {
+    /// Connections for reads.
     pool: SqlitePool,
-    /// Held for the whole of every write; guards the counters.
-    writer: Mutex<Counters>,
+    /// Held for the whole of every write.
+    writer: Mutex<Writer>,
     events: broadcast::Sender<OpEvent>,
+    checkpoints: checkpoint::Checkpoints,
+}
+
+/// What writes need, all behind the one writer lock.
+struct Writer {
+    /// The connection every write uses; `None` once the log is closed. A
+    /// connection of its own (not one from the readers' pool) means a write
+    /// never waits for a pooled connection or pays the pool's checkout, and
+    /// its prepared statements stay cached.
+    conn: Option<SqliteConnection>,
+    counters: Counters,
+    /// `operation_groups` rows known to exist, so that most writes need no
+    /// lookup. Only committed rows go in. Nothing here deletes groups (and
+    /// Backrest, which tidies unused ones, can't run on the same data
+    /// directory at the same time: the lock file), so entries never go stale.
+    groups: HashMap<GroupKey, i64>,
+}
+
+/// The tuple an `operation_groups` row stands for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct GroupKey {
+    instance_id: String,
+    original_instance_keyid: String,
+    repo_guid: String,
+    repo_id: String,
+    plan_id: String,
+}
+
+impl GroupKey {
+    fn of(op: &Operation) -> GroupKey {
+        GroupKey {
+            instance_id: op.instance_id.clone(),
+            original_instance_keyid: op.original_instance_keyid.clone(),
+            repo_guid: op.repo_guid.clone(),
+            repo_id: op.repo_id.clone(),
+            plan_id: op.plan_id.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -107,10 +157,18 @@ impl OpLog {
             .busy_timeout(Duration::from_secs(30))
             // Backrest runs without foreign key enforcement; do the same so
             // that a file it wrote behaves identically here.
-            .foreign_keys(false);
+            .foreign_keys(false)
+            // Reads then copy nothing through SQLite's page cache: a
+            // plan's history is ~3x faster to read. The mapping is address
+            // space, not memory: pages are only resident once read, and
+            // the kernel can drop them (clean, file-backed) at any time.
+            .pragma("mmap_size", MMAP_BYTES.to_string());
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            // A local file doesn't go away like a network peer: skip the
+            // round trip to the connection's thread that testing costs.
+            .test_before_acquire(false)
+            .connect_with(options.clone())
             .await
             .with_context(|| format!("cannot open {}", path.display()))?;
 
@@ -123,6 +181,7 @@ impl OpLog {
             .run(&pool)
             .await
             .with_context(|| format!("cannot apply the oplog schema to {}", path.display()))?;
+        check_text_encoding(&pool, path).await?;
 
         // The highest id ever assigned: sqlite_sequence remembers ids of
         // deleted rows too, so ids are never reused. (Queries on SQLite's
@@ -149,6 +208,19 @@ impl OpLog {
         .await?
         .unwrap_or(0);
 
+        let writer_conn = options
+            .clone()
+            // Checkpoints mostly run in the background (see
+            // checkpoint.rs), not inside the writes that fill the WAL.
+            .pragma(
+                "wal_autocheckpoint",
+                checkpoint::WAL_PAGES_LIMIT.to_string(),
+            )
+            .connect()
+            .await
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let checkpoints = checkpoint::Checkpoints::start(pool.clone());
+
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let counters = Counters {
             last_id: max_id.max(seq),
@@ -158,15 +230,28 @@ impl OpLog {
         Ok(OpLog {
             inner: Arc::new(Inner {
                 pool,
-                writer: Mutex::new(counters),
+                writer: Mutex::new(Writer {
+                    conn: Some(writer_conn),
+                    counters,
+                    groups: HashMap::new(),
+                }),
                 events,
+                checkpoints,
             }),
         })
     }
 
-    /// Closes the database connections (waits for running queries).
+    /// Closes the database connections (waits for running queries and the
+    /// running write). Later calls fail.
     pub async fn close(&self) {
+        self.inner.checkpoints.stop();
         self.inner.pool.close().await;
+        let conn = self.inner.writer.lock().await.conn.take();
+        if let Some(conn) = conn
+            && let Err(e) = conn.close().await
+        {
+            tracing::warn!("closing the operation log: {e}");
+        }
     }
 
     /// A receiver of every later change. The channel holds at least
@@ -236,14 +321,8 @@ impl OpLog {
     /// The operations `q` selects, in `q`'s order (start time then id,
     /// ascending unless `q.reversed`).
     pub async fn query(&self, q: &Query) -> Result<Vec<Operation>, OpLogError> {
-        let rows: Vec<(i64, Vec<u8>)> = q
-            .to_sql("operations.id, operations.operation")
-            .build_query_as()
-            .fetch_all(&self.inner.pool)
-            .await?;
-        rows.into_iter()
-            .map(|(id, blob)| decode(id, &blob))
-            .collect()
+        let mut conn = self.inner.pool.acquire().await?;
+        read::fetch(&mut conn, q, false).await
     }
 
     /// Visits the operations `q` selects, in `q`'s order, as their stored
@@ -280,22 +359,13 @@ impl OpLog {
 
     /// How many operations `q` selects (ignores its limit and offset).
     pub async fn count(&self, q: &Query) -> Result<i64, OpLogError> {
-        let q = Query {
-            limit: None,
-            offset: None,
-            ..q.clone()
-        };
-        let n: i64 = q
-            .to_sql("COUNT(*)")
-            .build_query_scalar()
-            .fetch_one(&self.inner.pool)
-            .await?;
-        Ok(n)
+        let mut conn = self.inner.pool.acquire().await?;
+        read::count(&mut conn, q).await
     }
 
     /// The last assigned operation id and modno.
     pub async fn last_id_and_modno(&self) -> (i64, i64) {
-        let c = *self.inner.writer.lock().await;
+        let c = self.inner.writer.lock().await.counters;
         (c.last_id, c.last_modno)
     }
 }
@@ -321,7 +391,15 @@ impl Inner {
         if ops.is_empty() {
             return Ok(ops);
         }
-        let mut counters = self.writer.lock().await;
+        let mut writer = self.writer.lock().await;
+        let Writer {
+            conn,
+            counters,
+            groups,
+        } = &mut *writer;
+        let conn = conn
+            .as_mut()
+            .ok_or(OpLogError::Db(sqlx::Error::PoolClosed))?;
         let mut next = *counters;
         for op in &mut ops {
             next.last_id += 1;
@@ -336,30 +414,25 @@ impl Inner {
         // From here on the numbers count as used, even if the write fails.
         *counters = next;
 
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for op in &ops {
-            let ogid = group_id(&mut tx, op).await?;
-            let blob = op.encode_to_vec();
-            let status = op.status as i64;
-            sqlx::query!(
-                "INSERT INTO operations
-                   (id, ogid, original_id, original_flow_id, modno, flow_id, start_time_ms, status, snapshot_id, operation)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                op.id,
-                ogid,
-                op.original_id,
-                op.original_flow_id,
-                op.modno,
-                op.flow_id,
-                op.unix_time_start_ms,
-                status,
-                op.snapshot_id,
-                blob,
-            )
-            .execute(&mut *tx)
-            .await?;
+        let known_group = match ops.as_slice() {
+            [op] => groups.get(&GroupKey::of(op)).copied(),
+            _ => None,
+        };
+        if let (Some(ogid), [op]) = (known_group, ops.as_slice()) {
+            // The common case (a task starting): one statement, which
+            // SQLite runs and commits as a transaction of its own.
+            insert(conn, op, ogid).await?;
+        } else {
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            let mut found = HashMap::new();
+            for op in &ops {
+                let ogid = group_id(&mut tx, groups, &mut found, op).await?;
+                insert(&mut tx, op, ogid).await?;
+            }
+            tx.commit().await?;
+            groups.extend(found);
         }
-        tx.commit().await?;
+        self.checkpoints.wrote(ops.len());
         let _ = self.events.send(OpEvent::Created(ops.clone()));
         Ok(ops)
     }
@@ -373,7 +446,15 @@ impl Inner {
         if ops.is_empty() {
             return Ok(ops);
         }
-        let mut counters = self.writer.lock().await;
+        let mut writer = self.writer.lock().await;
+        let Writer {
+            conn,
+            counters,
+            groups,
+        } = &mut *writer;
+        let conn = conn
+            .as_mut()
+            .ok_or(OpLogError::Db(sqlx::Error::PoolClosed))?;
         let mut next = *counters;
         for op in &mut ops {
             next.last_modno += 1;
@@ -382,16 +463,35 @@ impl Inner {
         }
         *counters = next;
 
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for op in &ops {
-            if !write_existing(&mut tx, op).await? {
-                return Err(OpLogError::NotFound(format!(
-                    "couldn't update {}: operation does not exist",
-                    op.id
-                )));
+        let missing = |op: &Operation| {
+            OpLogError::NotFound(format!(
+                "couldn't update {}: operation does not exist",
+                op.id
+            ))
+        };
+        let known_group = match ops.as_slice() {
+            [op] => groups.get(&GroupKey::of(op)).copied(),
+            _ => None,
+        };
+        if let (Some(ogid), [op]) = (known_group, ops.as_slice()) {
+            // One statement (progress updates of a running task): it
+            // changes the one row or, if there is none, nothing.
+            if !write_existing(conn, op, ogid).await? {
+                return Err(missing(op));
             }
+        } else {
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            let mut found = HashMap::new();
+            for op in &ops {
+                let ogid = group_id(&mut tx, groups, &mut found, op).await?;
+                if !write_existing(&mut tx, op, ogid).await? {
+                    return Err(missing(op));
+                }
+            }
+            tx.commit().await?;
+            groups.extend(found);
         }
-        tx.commit().await?;
+        self.checkpoints.wrote(ops.len());
         let _ = self.events.send(OpEvent::Updated(ops.clone()));
         Ok(ops)
     }
@@ -403,8 +503,12 @@ impl Inner {
             return Ok(Vec::new());
         }
         let json = query::json_array(ids.iter().copied());
-        let _writer = self.writer.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut writer = self.writer.lock().await;
+        let conn = writer
+            .conn
+            .as_mut()
+            .ok_or(OpLogError::Db(sqlx::Error::PoolClosed))?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let rows = sqlx::query!(
             "SELECT id, operation FROM operations WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
             json
@@ -438,6 +542,7 @@ impl Inner {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.checkpoints.wrote(ids.len());
         let _ = self.events.send(OpEvent::Deleted(ids));
         Ok(deleted)
     }
@@ -446,17 +551,23 @@ impl Inner {
     where
         F: FnMut(Operation) -> Option<Operation>,
     {
-        let mut counters = self.writer.lock().await;
+        let mut writer = self.writer.lock().await;
+        let Writer {
+            conn,
+            counters,
+            groups,
+        } = &mut *writer;
+        let conn = conn
+            .as_mut()
+            .ok_or(OpLogError::Db(sqlx::Error::PoolClosed))?;
         let mut next = *counters;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let rows: Vec<(i64, Vec<u8>)> = q
-            .to_sql("operations.id, operations.operation")
-            .build_query_as()
-            .fetch_all(&mut *tx)
-            .await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let selected = read::fetch(&mut tx, &q, true).await?;
+        let mut found = HashMap::new();
         let mut changed = 0;
-        for (id, blob) in rows {
-            let Some(mut op) = f(decode(id, &blob)?) else {
+        for op in selected {
+            let id = op.id;
+            let Some(mut op) = f(op) else {
                 continue;
             };
             if op.id != id {
@@ -468,18 +579,48 @@ impl Inner {
             next.last_modno += 1;
             op.modno = next.last_modno;
             validate(&op).map_err(OpLogError::Invalid)?;
-            write_existing(&mut tx, &op).await?;
+            let ogid = group_id(&mut tx, groups, &mut found, &op).await?;
+            write_existing(&mut tx, &op, ogid).await?;
             changed += 1;
         }
         *counters = next;
         tx.commit().await?;
+        groups.extend(found);
+        self.checkpoints.wrote(changed);
         Ok(changed)
     }
 }
 
+/// Inserts a new operation's row.
+async fn insert(conn: &mut SqliteConnection, op: &Operation, ogid: i64) -> Result<(), sqlx::Error> {
+    let blob = op.encode_to_vec();
+    let status = op.status as i64;
+    sqlx::query!(
+        "INSERT INTO operations
+           (id, ogid, original_id, original_flow_id, modno, flow_id, start_time_ms, status, snapshot_id, operation)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        op.id,
+        ogid,
+        op.original_id,
+        op.original_flow_id,
+        op.modno,
+        op.flow_id,
+        op.unix_time_start_ms,
+        status,
+        op.snapshot_id,
+        blob,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Rewrites the row of an existing operation; false if there is none.
-async fn write_existing(conn: &mut SqliteConnection, op: &Operation) -> Result<bool, sqlx::Error> {
-    let ogid = group_id(conn, op).await?;
+async fn write_existing(
+    conn: &mut SqliteConnection,
+    op: &Operation,
+    ogid: i64,
+) -> Result<bool, sqlx::Error> {
     let blob = op.encode_to_vec();
     let status = op.status as i64;
     let result = sqlx::query!(
@@ -503,9 +644,20 @@ async fn write_existing(conn: &mut SqliteConnection, op: &Operation) -> Result<b
 }
 
 /// The `operation_groups` row for the op's (instance, original instance,
-/// repo guid, repo id, plan) tuple, created if missing.
-async fn group_id(conn: &mut SqliteConnection, op: &Operation) -> Result<i64, sqlx::Error> {
-    let found = sqlx::query_scalar!(
+/// repo guid, repo id, plan) tuple, created if missing, inside the caller's
+/// transaction. Rows looked up or created here go into `found`, for the
+/// caller to add to the known ones (`known`) once the transaction commits.
+async fn group_id(
+    conn: &mut SqliteConnection,
+    known: &HashMap<GroupKey, i64>,
+    found: &mut HashMap<GroupKey, i64>,
+    op: &Operation,
+) -> Result<i64, sqlx::Error> {
+    let key = GroupKey::of(op);
+    if let Some(&ogid) = known.get(&key).or_else(|| found.get(&key)) {
+        return Ok(ogid);
+    }
+    let existing = sqlx::query_scalar!(
         "SELECT ogid FROM operation_groups
          WHERE instance_id = ? AND original_instance_keyid = ? AND repo_id = ? AND plan_id = ? AND repo_guid = ?
          LIMIT 1",
@@ -517,25 +669,45 @@ async fn group_id(conn: &mut SqliteConnection, op: &Operation) -> Result<i64, sq
     )
     .fetch_optional(&mut *conn)
     .await?;
-    if let Some(ogid) = found {
-        return Ok(ogid);
-    }
-    let result = sqlx::query!(
-        "INSERT INTO operation_groups (instance_id, original_instance_keyid, repo_id, plan_id, repo_guid)
-         VALUES (?, ?, ?, ?, ?)",
-        op.instance_id,
-        op.original_instance_keyid,
-        op.repo_id,
-        op.plan_id,
-        op.repo_guid,
-    )
-    .execute(&mut *conn)
-    .await?;
-    Ok(result.last_insert_rowid())
+    let ogid = match existing {
+        Some(ogid) => ogid,
+        None => sqlx::query!(
+            "INSERT INTO operation_groups (instance_id, original_instance_keyid, repo_id, plan_id, repo_guid)
+             VALUES (?, ?, ?, ?, ?)",
+            op.instance_id,
+            op.original_instance_keyid,
+            op.repo_id,
+            op.plan_id,
+            op.repo_guid,
+        )
+        .execute(&mut *conn)
+        .await?
+        .last_insert_rowid(),
+    };
+    found.insert(key, ogid);
+    Ok(ogid)
 }
 
 fn decode(id: i64, blob: &[u8]) -> Result<Operation, OpLogError> {
     Operation::decode(blob).map_err(|source| OpLogError::Corrupt { id, source })
+}
+
+/// The packed reads (see `read.rs`) pass operation blobs through SQLite's
+/// text functions, which keep bytes as they are only in a UTF-8 database.
+/// Backrest's logs and ours are UTF-8 (SQLite's default); refuse anything
+/// else rather than return damaged operations.
+async fn check_text_encoding(pool: &SqlitePool, path: &Path) -> anyhow::Result<()> {
+    // Runtime-checked: a pragma.
+    let encoding: String = sqlx::query_scalar("PRAGMA encoding")
+        .fetch_one(pool)
+        .await?;
+    if encoding != "UTF-8" {
+        bail!(
+            "{} uses the text encoding {encoding}; the operation log must be UTF-8",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Refuses files with another schema: Backrest rebuilds older layouts itself,

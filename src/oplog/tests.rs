@@ -619,6 +619,27 @@ async fn opens_a_log_written_by_backrest() {
         .await
         .unwrap();
     assert_eq!(v, 6);
+    // Our one extra index is there; Backrest's schema is otherwise untouched.
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'operations' \
+         AND sql IS NOT NULL ORDER BY name",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        indexes,
+        [
+            "backrest_rs_operation_group_start_time",
+            "operation_flow_id",
+            "operation_modno",
+            "operation_ogid",
+            "operation_original_flow_id",
+            "operation_original_id",
+            "operation_snapshot_id",
+            "operation_start_time_ms",
+        ]
+    );
 }
 
 #[tokio::test]
@@ -679,4 +700,323 @@ async fn survives_kill_9() {
     assert_eq!(all.len(), 10);
     assert_eq!(all[9].modno, 11, "the update was committed too");
     assert_eq!(log.add(vec![op("after", 1)]).await.unwrap()[0].id, 11);
+}
+
+/// The plans SQLite makes for the packed reads (`Query::packed_sql`). Without
+/// `ANALYZE` statistics they don't depend on the data, so a small log shows
+/// what a large one gets. Every shape must be driven by an index that finds
+/// its rows, never by a walk over the whole log testing each row.
+#[tokio::test]
+async fn query_plans_use_an_index_for_every_selector_shape() {
+    use query::Groups;
+    let (_dir, _path, log) = open_temp().await;
+    seed(&log).await;
+    let mut conn = log.inner.pool.acquire().await.unwrap();
+    const GROUP_INDEX: &str = "backrest_rs_operation_group_start_time";
+    let covering_group = format!("COVERING INDEX {GROUP_INDEX} (ogid=?)");
+    let group = format!("INDEX {GROUP_INDEX} (ogid=?)");
+    let one = [1i64];
+    let two = [1i64, 2];
+    // (query, groups, what the plan must contain, what it must not)
+    let cases: Vec<(Query, Groups, Vec<&str>, Vec<&str>)> = vec![
+        // One plan's latest N: the group index, already in order, no sort.
+        (
+            Query::all().plan_id("p").last_n(1000),
+            Groups::Only(&one),
+            vec![covering_group.as_str()],
+            vec!["TEMP B-TREE", "SCAN operations"],
+        ),
+        // The same with a status filter: still walks the group in order.
+        (
+            Query::all()
+                .plan_id("p")
+                .statuses([OperationStatus::StatusError])
+                .last_n(1000),
+            Groups::Only(&one),
+            vec![group.as_str()],
+            vec!["TEMP B-TREE", "SCAN operations"],
+        ),
+        // A repo's latest N (several groups): the group index, then a sort
+        // of the matching ids only.
+        (
+            Query::all().repo_guid("r").last_n(1000),
+            Groups::Only(&two),
+            vec![covering_group.as_str()],
+            vec!["SCAN operations"],
+        ),
+        // Everything, latest N: the start-time index from the end.
+        (
+            Query::all().last_n(1000),
+            Groups::Any,
+            vec!["SCAN operations USING COVERING INDEX operation_start_time_ms"],
+            vec!["TEMP B-TREE"],
+        ),
+        (
+            Query::all().flow_id(5).last_n(10),
+            Groups::Any,
+            vec!["INDEX operation_flow_id (flow_id=?)"],
+            vec!["SCAN operations"],
+        ),
+        (
+            Query::all().snapshot_id(SNAP).last_n(10),
+            Groups::Any,
+            vec!["INDEX operation_snapshot_id (snapshot_id=?)"],
+            vec!["SCAN operations"],
+        ),
+        (
+            Query::all().modno_gte(40).last_n(10),
+            Groups::Any,
+            vec!["INDEX operation_modno (modno>?)"],
+            vec!["SCAN operations"],
+        ),
+        (
+            Query::all().ids([1, 2]).last_n(10),
+            Groups::Any,
+            vec!["INTEGER PRIMARY KEY (rowid=?)"],
+            vec!["SCAN operations"],
+        ),
+        // Without lastN: the rows of the groups, no sort in SQL at all.
+        (
+            Query::all().plan_id("p"),
+            Groups::Only(&one),
+            vec![group.as_str()],
+            vec!["TEMP B-TREE", "SCAN operations"],
+        ),
+        (
+            Query::all().repo_guid("r"),
+            Groups::Only(&two),
+            vec![group.as_str()],
+            vec!["TEMP B-TREE", "SCAN operations"],
+        ),
+        (
+            Query::all().flow_id(5),
+            Groups::Any,
+            vec!["INDEX operation_flow_id (flow_id=?)"],
+            vec!["TEMP B-TREE", "SCAN operations"],
+        ),
+        // Everything: one pass over the table in rowid order.
+        (
+            Query::all(),
+            Groups::Any,
+            vec!["SCAN operations"],
+            vec!["TEMP B-TREE"],
+        ),
+    ];
+    for (q, groups, mut must, must_not) in cases {
+        if q.is_limited() {
+            // Then only the picked rows are read, by id.
+            must.push("SEARCH operations USING INTEGER PRIMARY KEY (rowid=?)");
+        }
+        let sql = q.packed_sql(groups).sql().as_str().to_string();
+        // Unbound parameters are NULL; the plan doesn't depend on them.
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+        let plan = rows
+            .iter()
+            .map(|r| r.3.as_str())
+            .collect::<Vec<_>>()
+            .join(" | ");
+        for want in must {
+            assert!(
+                plan.contains(want),
+                "{q:?}\n{sql}\nplan: {plan}\nwants: {want}"
+            );
+        }
+        for unwanted in must_not {
+            assert!(
+                !plan.contains(unwanted),
+                "{q:?}\n{sql}\nplan: {plan}\nmust not: {unwanted}"
+            );
+        }
+    }
+}
+
+/// Operations come back byte for byte through the packed read, whatever
+/// bytes their encoding holds (NUL, bytes that aren't UTF-8), with and
+/// without a limit, and empty selections are empty.
+#[tokio::test]
+async fn packed_reads_return_operations_byte_for_byte() {
+    let (_dir, _path, log) = open_temp().await;
+    let mut ops = Vec::new();
+    for (i, message) in ["\0", "\u{ff}\u{0}\u{1F600}", "", "plain"]
+        .iter()
+        .enumerate()
+    {
+        let mut o = op("plan", i64::MAX - i as i64);
+        o.display_message = (*message).into();
+        o.unix_time_end_ms = -1;
+        ops.push(o);
+    }
+    let added = log.add(ops).await.unwrap();
+    assert!(added.iter().any(|o| o.encode_to_vec().contains(&0)));
+    let mut newest_first = added.clone();
+    newest_first.sort_by_key(|o| std::cmp::Reverse((o.unix_time_start_ms, o.id)));
+    assert_eq!(
+        log.query(&Query::all()).await.unwrap(),
+        newest_first.iter().rev().cloned().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        log.query(&Query::all().plan_id("plan").last_n(2))
+            .await
+            .unwrap(),
+        newest_first[..2]
+    );
+    assert_eq!(
+        log.query(&Query::all().last_n(-1)).await.unwrap(),
+        newest_first
+    );
+    let page = Query {
+        offset: Some(1),
+        ..Query::all().plan_id("plan").last_n(2)
+    };
+    assert_eq!(log.query(&page).await.unwrap(), newest_first[1..3]);
+    assert!(
+        log.query(&Query::all().plan_id("none"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        log.query(&Query::all().flow_id(12345).last_n(3))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        log.count(&Query::all().plan_id("plan").limit(1))
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(log.count(&Query::all().plan_id("none")).await.unwrap(), 0);
+}
+
+/// A transaction that fails after creating a group must not leave that group
+/// remembered: the next write to it (which skips the lookup when the group
+/// is known) would point at a row that was rolled back.
+#[tokio::test]
+async fn a_rolled_back_group_is_not_remembered() {
+    let (_dir, path, log) = open_temp().await;
+    log.add(vec![op("old", 1)]).await.unwrap();
+    let mut other = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TRIGGER refuse BEFORE INSERT ON operations WHEN NEW.start_time_ms = 666
+         BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
+    )
+    .execute(&mut other)
+    .await
+    .unwrap();
+    // A new group, then a row the trigger refuses: all rolled back.
+    let err = log
+        .add(vec![op("new", 5), op("old", 666)])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("refused by test"), "{err}");
+    sqlx::raw_sql("DROP TRIGGER refuse")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    other.close().await.unwrap();
+
+    let added = log.add(vec![op("new", 6)]).await.unwrap();
+    assert_eq!(
+        log.query(&Query::all().plan_id("new")).await.unwrap(),
+        added
+    );
+    // Single updates take the one-statement path too.
+    let mut changed = added[0].clone();
+    changed.display_message = "changed".into();
+    let updated = log.update(vec![changed]).await.unwrap();
+    assert_eq!(
+        log.query(&Query::all().plan_id("new")).await.unwrap(),
+        updated
+    );
+    let mut missing = updated[0].clone();
+    missing.id = 999;
+    assert!(matches!(
+        log.update(vec![missing]).await,
+        Err(OpLogError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn writes_after_close_fail_cleanly() {
+    let (_dir, _path, log) = open_temp().await;
+    log.add(vec![op("a", 1)]).await.unwrap();
+    log.close().await;
+    assert!(matches!(
+        log.add(vec![op("a", 2)]).await,
+        Err(OpLogError::Db(_))
+    ));
+    assert!(matches!(log.delete(&[1]).await, Err(OpLogError::Db(_))));
+    assert!(log.query(&Query::all()).await.is_err());
+}
+
+/// Writes leave checkpoints to a background task: after every batch of
+/// writes it copies the WAL into the database file, so that with pauses
+/// between writes the WAL file starts over and stays small (without the task
+/// 1,000 writes grow it to ~40 MB).
+#[tokio::test]
+async fn background_checkpoints_keep_the_wal_small() {
+    let (_dir, path, log) = open_temp().await;
+    for round in 0..10 {
+        let done = log.inner.checkpoints.done();
+        for i in 0..checkpoint::OPS_PER_CHECKPOINT as i64 {
+            log.add(vec![op("a", round * 1000 + i + 1)]).await.unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while log.inner.checkpoints.done() == done {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint ran in round {round}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    let wal = std::fs::metadata(format!("{}-wal", path.display()))
+        .unwrap()
+        .len();
+    assert!(wal < 12 << 20, "WAL file is {wal} bytes");
+    assert_eq!(log.count(&Query::all()).await.unwrap(), 1000);
+}
+
+/// Back-to-back writes leave the background checkpoints no pause in which
+/// the WAL could start over; the writer's own checkpoint bounds it then
+/// (3,000 writes would otherwise make ~120 MB).
+#[tokio::test]
+async fn the_wal_stays_bounded_under_back_to_back_writes() {
+    let (_dir, path, log) = open_temp().await;
+    for i in 0..3000 {
+        log.add(vec![op("a", i + 1)]).await.unwrap();
+    }
+    let wal = std::fs::metadata(format!("{}-wal", path.display()))
+        .unwrap()
+        .len();
+    let limit = (checkpoint::WAL_PAGES_LIMIT as u64 + 2000) * 4120;
+    assert!(wal < limit, "WAL file is {wal} bytes, limit {limit}");
+    assert_eq!(log.count(&Query::all()).await.unwrap(), 3000);
+}
+
+/// A large selection is decoded on several threads; the result is the same
+/// operations in the same order.
+#[tokio::test]
+async fn large_reads_keep_their_order() {
+    let (_dir, _path, log) = open_temp().await;
+    let ops: Vec<Operation> = (0..9000).map(|i| op("p", 1 + (i * 7919) % 5000)).collect();
+    let added = log.add(ops).await.unwrap();
+    let mut want = added.clone();
+    want.sort_by_key(|o| (o.unix_time_start_ms, o.id));
+    assert_eq!(log.query(&Query::all()).await.unwrap(), want);
+    want.reverse();
+    assert_eq!(
+        log.query(&Query::all().plan_id("p").last_n(8500))
+            .await
+            .unwrap(),
+        want[..8500]
+    );
 }
