@@ -141,6 +141,34 @@ async fn unary_json_and_proto() {
     assert!(b.is_empty());
 }
 
+/// A response big enough that its message is freed after it is sent, not
+/// before, arrives whole in both codecs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_responses_arrive_whole() {
+    let value: String = (0..3_000_000u32)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let msg = StringValue {
+        value: value.clone(),
+    };
+    let (s, _, b) = call(
+        post("/test.Echo/Echo", "application/proto")
+            .body(Body::from(msg.encode_to_vec()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(StringValue::decode(b).unwrap(), msg);
+    let (s, _, b) = call(
+        post("/test.Echo/Echo", "application/json")
+            .body(Body::from(serde_json::to_vec(&msg).unwrap()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(json(&b), serde_json::json!({ "value": value }));
+}
+
 #[tokio::test]
 async fn every_error_code_has_its_status_and_json_body() {
     for code in super::Code::ALL {

@@ -79,11 +79,20 @@ where
     }
 }
 
+/// Encoded responses at least this big free their message on a blocking
+/// thread instead of before the response goes out.
+const FREE_LATER_BYTES: usize = 1 << 20;
+
 fn respond<Out: RpcMessage>(codec: Codec, accept: Encoding, msg: Out) -> Response {
     let body = match codec.encode(&msg) {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
+    // Freeing a big message (10,000 operations: ~150,000 allocations, ~7 ms)
+    // would delay the response it was encoded into; the client needn't wait.
+    if body.len() >= FREE_LATER_BYTES {
+        tokio::task::spawn_blocking(move || drop(msg));
+    }
     let mut builder = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, codec.unary_content_type());
