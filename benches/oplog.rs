@@ -466,17 +466,19 @@ impl ServerProc {
 
     /// (VmRSS, VmHWM) in MiB.
     fn rss_mib(&self) -> (f64, f64) {
+        (self.status_mib("VmRSS:"), self.status_mib("VmHWM:"))
+    }
+
+    /// A size field of /proc/PID/status, in MiB.
+    fn status_mib(&self, name: &str) -> f64 {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-                .map(|kb| kb / 1024.0)
-                .unwrap_or(f64::NAN)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
     }
 
     /// User + system CPU time used so far, in ms.
@@ -760,81 +762,91 @@ impl Span {
     }
 }
 
+/// The SQL `OpLog::query` runs for {planId, lastN} on a plan with one
+/// operation group (src/oplog/query.rs `packed_sql`): the latest ids through
+/// the (ogid, start_time_ms) index, then those rows packed into one result
+/// row (an "id start length" index and the concatenated blobs).
+const PACKED_SQL: &str = "SELECT group_concat(operations.id || ' ' || operations.start_time_ms || ' ' \
+     || octet_length(operations.operation), ' '), \
+     CAST(group_concat(operations.operation, '') AS BLOB) FROM \
+     (SELECT operations.id AS picked_id FROM operations WHERE 1=1 AND operations.ogid = ? \
+      ORDER BY operations.start_time_ms DESC, operations.id DESC LIMIT ?) AS picked \
+     JOIN operations ON operations.id = picked.picked_id";
+
 /// Times each phase of GetOperations in-process (`iters` runs after 2 warm-ups).
 async fn phases(db: &Path, oplog: &OpLog, plan: &str, last_n: i64, iters: usize) -> Vec<Phase> {
     use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
-        .connect_with(SqliteConnectOptions::new().filename(db).read_only(true))
+        .connect_with(
+            SqliteConnectOptions::new()
+                .filename(db)
+                .read_only(true)
+                .pragma("mmap_size", "268435456"),
+        )
         .await
         .expect("open oplog read-only");
-    // The SQL `Query::to_sql` builds for {planId, lastN}.
-    const SQL: &str = "SELECT operations.id, operations.operation FROM operations \
-               JOIN operation_groups ON operations.ogid = operation_groups.ogid WHERE 1=1 \
-               AND operation_groups.plan_id = ? \
-               ORDER BY operations.start_time_ms DESC, operations.id DESC LIMIT ?";
-    const SQL_IDS: &str = "SELECT operations.id FROM operations \
-               JOIN operation_groups ON operations.ogid = operation_groups.ogid WHERE 1=1 \
-               AND operation_groups.plan_id = ? \
-               ORDER BY operations.start_time_ms DESC, operations.id DESC LIMIT ?";
-    // The same scan, but SQLite hands back one row: what the scan costs
-    // without sqlx moving each row to the async side.
-    const SQL_AGG: &str = "SELECT COUNT(*), SUM(LENGTH(op)) FROM (SELECT operations.operation AS op \
-               FROM operations \
-               JOIN operation_groups ON operations.ogid = operation_groups.ogid WHERE 1=1 \
-               AND operation_groups.plan_id = ? \
-               ORDER BY operations.start_time_ms DESC, operations.id DESC LIMIT ?)";
+    let ogid: i64 = sqlx::query_scalar("SELECT ogid FROM operation_groups WHERE plan_id = ?")
+        .bind(plan)
+        .fetch_one(&pool)
+        .await
+        .expect("the plan's group");
+    // Just the index walk: the ids, packed into one row.
+    const SQL_IDS: &str = "SELECT COUNT(*), length(group_concat(id)) FROM \
+         (SELECT id FROM operations WHERE ogid = ? ORDER BY start_time_ms DESC, id DESC LIMIT ?)";
     let query = Query::all().plan_id(plan).last_n(last_n);
-    const NAMES: [&str; 9] = [
-        "SQL: same scan, 1 aggregate row out",
-        "SQL: ids only (index walk, no blob)",
-        "SQL: id + operation blob",
-        "prost decode of the blobs",
-        "OpLog::query (SQL + decode, server path)",
+    const NAMES: [&str; 11] = [
+        "SQL: latest ids (group index walk)",
+        "SQL: packed ids + blobs (server's statement)",
+        "prost decode of the blobs, 1 thread",
+        "OpLog::query (server path: groups, SQL, decode)",
         "sort by id",
         "encode proto (OperationList)",
-        "encode JSON (pbjson/serde_json)",
+        "encode JSON, 1 thread (pbjson/serde_json)",
+        "encode JSON, server (Codec::Json)",
+        "drop the operations",
         "gzip JSON (fast level, browser clients)",
+        "(CPU of every phase above, summed)",
     ];
     let mut samples: Vec<(Vec<f64>, Vec<f64>)> = vec![(vec![], vec![]); NAMES.len()];
     for i in 0..(2 + iters) {
         let mut m = Vec::with_capacity(NAMES.len());
         let t = Span::start();
-        let (count, _bytes): (i64, i64) = sqlx::query_as(SQL_AGG)
-            .bind(plan)
+        let (count, _len): (i64, i64) = sqlx::query_as(SQL_IDS)
+            .bind(ogid)
             .bind(last_n)
             .fetch_one(&pool)
             .await
-            .expect("sql agg");
-        m.push(t.stop());
-        assert_eq!(count, last_n);
-        // SQL without the blob column.
-        let t = Span::start();
-        let ids: Vec<(i64,)> = sqlx::query_as(SQL_IDS)
-            .bind(plan)
-            .bind(last_n)
-            .fetch_all(&pool)
-            .await
             .expect("sql ids");
         m.push(t.stop());
-        // SQL only: rows with their blobs, nothing decoded.
+        assert_eq!(count, last_n);
+        // The server's statement, rows not decoded.
         let t = Span::start();
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(SQL)
-            .bind(plan)
+        let (index, blobs): (String, Vec<u8>) = sqlx::query_as(PACKED_SQL)
+            .bind(ogid)
             .bind(last_n)
-            .fetch_all(&pool)
+            .fetch_one(&pool)
             .await
-            .expect("sql");
+            .expect("packed sql");
         m.push(t.stop());
-        assert_eq!(ids.len(), rows.len());
         let t = Span::start();
-        let decoded: Vec<Operation> = rows
-            .iter()
-            .map(|(_, b)| Operation::decode(b.as_slice()).unwrap())
+        let numbers: Vec<usize> = index
+            .split(' ')
+            .map(|n| n.parse::<i64>().unwrap() as usize)
+            .collect();
+        let mut offset = 0;
+        let decoded: Vec<Operation> = numbers
+            .chunks(3)
+            .map(|e| {
+                let op = Operation::decode(&blobs[offset..offset + e[2]]).unwrap();
+                offset += e[2];
+                op
+            })
             .collect();
         m.push(t.stop());
+        assert_eq!(decoded.len() as i64, last_n);
         drop(decoded);
-        drop(rows);
+        drop((index, blobs));
         // What the server calls: OpLog::query (SQL + decode through its pool).
         let t = Span::start();
         let mut ops = oplog.query(&query).await.expect("oplog query");
@@ -850,9 +862,21 @@ async fn phases(db: &Path, oplog: &OpLog, plan: &str, last_n: i64, iters: usize)
         let json = serde_json::to_vec(&list).unwrap();
         m.push(t.stop());
         let t = Span::start();
+        let server_json = backrest_rs::connect::codec::Codec::Json
+            .encode(&list)
+            .unwrap();
+        m.push(t.stop());
+        assert!(server_json == json);
+        let t = Span::start();
+        drop(list);
+        m.push(t.stop());
+        let t = Span::start();
         let gz = backrest_rs::connect::compression::gzip(&json);
         m.push(t.stop());
         std::hint::black_box((proto.len(), gz.len()));
+        let wall_sum: f64 = m.iter().map(|(wall, _)| wall).sum();
+        let cpu_sum: f64 = m.iter().map(|(_, cpu)| cpu).sum();
+        m.push((wall_sum, cpu_sum));
         if i >= 2 {
             for (k, (wall, cpu)) in m.into_iter().enumerate() {
                 samples[k].0.push(wall);
@@ -1268,6 +1292,11 @@ fn main() {
             out
         });
         let (rss_after, hwm_after) = server.rss_mib();
+        // VmRSS = RssAnon (the process's own memory) + RssFile (mapped file
+        // pages: the oplog's memory map, counted once per connection that
+        // read a page, though all share the one page cache copy).
+        let (anon_after, file_after) =
+            (server.status_mib("RssAnon:"), server.status_mib("RssFile:"));
         let threads_after = server.threads();
         println!(
             "-- GetOperations {{selector:{{planId:{BIG_PLAN}}}, lastN}} over loopback HTTP/1.1 keep-alive, \
@@ -1329,7 +1358,8 @@ fn main() {
         );
         println!(
             "server RSS: {rss_listening:.1} MiB when listening, {rss_loaded_start:.1} MiB after startup GC \
-             (peak {hwm_loaded_start:.1}), {rss_after:.1} MiB after the queries (peak VmHWM {hwm_after:.1} MiB), {threads_after} threads"
+             (peak {hwm_loaded_start:.1}), {rss_after:.1} MiB after the queries (peak VmHWM {hwm_after:.1} MiB; \
+             RssAnon {anon_after:.1} + RssFile {file_after:.1}), {threads_after} threads"
         );
         println!();
 
@@ -1367,43 +1397,24 @@ fn main() {
                 }
             }
             oplog.close().await;
-            // The query plan SQLite picks.
+            // The query plan SQLite picks for the server's statement.
             use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
             let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .connect_with(SqliteConnectOptions::new().filename(&db).read_only(true))
                 .await
                 .unwrap();
-            let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
-                "EXPLAIN QUERY PLAN SELECT operations.id, operations.operation FROM operations \
-                 JOIN operation_groups ON operations.ogid = operation_groups.ogid WHERE 1=1 \
-                 AND operation_groups.plan_id = ? \
-                 ORDER BY operations.start_time_ms DESC, operations.id DESC LIMIT ?",
-            )
-            .bind(BIG_PLAN)
-            .bind(1000i64)
-            .fetch_all(&pool)
-            .await
-            .unwrap_or_default();
-            println!("SQLite query plan: {}", plan.iter().map(|r| r.3.as_str()).collect::<Vec<_>>().join(" | "));
-            // How many operations that plan walks (newest first, through
-            // the start-time index, reading each table row to test its
-            // group) before it has lastN of the plan's.
-            for (plan_id, n) in [(BIG_PLAN, 1000i64), (BIG_PLAN, 10000), ("plan-01-photos", 1000)] {
-                let walked: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM operations WHERE start_time_ms >= \
-                     (SELECT MIN(start_time_ms) FROM (SELECT operations.start_time_ms FROM operations \
-                      JOIN operation_groups ON operations.ogid = operation_groups.ogid \
-                      WHERE operation_groups.plan_id = ? \
-                      ORDER BY operations.start_time_ms DESC, operations.id DESC LIMIT ?))",
-                )
-                .bind(plan_id)
-                .bind(n)
-                .fetch_one(&pool)
-                .await
-                .unwrap_or(-1);
-                println!("  {plan_id} lastN={n}: walks {walked} rows (table row + blob page read for each) to return {n}");
-            }
+            let plan: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {PACKED_SQL}")))
+                    .bind(1i64)
+                    .bind(1000i64)
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap_or_default();
+            println!(
+                "SQLite query plan (server's statement): {}",
+                plan.iter().map(|r| r.3.as_str()).collect::<Vec<_>>().join(" | ")
+            );
             pool.close().await;
             sql_alternatives(&db).await;
         });
