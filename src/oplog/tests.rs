@@ -987,19 +987,21 @@ async fn background_checkpoints_keep_the_wal_small() {
 
 /// Back-to-back writes leave the background checkpoints no pause in which
 /// the WAL could start over; the writer's own checkpoint bounds it then
-/// (3,000 writes would otherwise make ~120 MB).
+/// (6,000 writes would otherwise make ~240 MB). On a loaded machine the
+/// writer's checkpoint can find the background one still running and skip a
+/// turn, so the bound allows two rounds of the limit (~100 MB).
 #[tokio::test]
 async fn the_wal_stays_bounded_under_back_to_back_writes() {
     let (_dir, path, log) = open_temp().await;
-    for i in 0..3000 {
+    for i in 0..6000 {
         log.add(vec![op("a", i + 1)]).await.unwrap();
     }
     let wal = std::fs::metadata(format!("{}-wal", path.display()))
         .unwrap()
         .len();
-    let limit = (checkpoint::WAL_PAGES_LIMIT as u64 + 2000) * 4120;
+    let limit = 2 * (checkpoint::WAL_PAGES_LIMIT as u64 + 2000) * 4120;
     assert!(wal < limit, "WAL file is {wal} bytes, limit {limit}");
-    assert_eq!(log.count(&Query::all()).await.unwrap(), 3000);
+    assert_eq!(log.count(&Query::all()).await.unwrap(), 6000);
 }
 
 /// A large selection is decoded on several threads; the result is the same
