@@ -92,7 +92,7 @@ async fn fetch_packed(
     };
     let mut entries = unpack_index(index, blobs.len())?;
     if q.reversed {
-        entries.sort_unstable_by(|a, b| (b.start_ms, b.id).cmp(&(a.start_ms, a.id)));
+        entries.sort_unstable_by_key(|e| std::cmp::Reverse((e.start_ms, e.id)));
     } else {
         entries.sort_unstable_by_key(|e| (e.start_ms, e.id));
     }
