@@ -823,17 +823,11 @@ impl Orchestrator {
         // Every failure fires ANY_ERROR (and the kind's own error event),
         // unless the task already ran its error hooks or was stopped.
         if let Err(e) = &result {
-            if !ctx.error_hooks_done && !cancel.is_cancelled() {
+            if !ctx.error_hooks_done {
                 let mut events = vec![hook::Condition::AnyError];
                 events.extend(crate::hooks::engine::error_condition(&task.kind));
-                let halt = ctx.halt;
-                let _ = crate::hooks::engine::execute(
-                    &ctx,
-                    &events,
-                    crate::hooks::engine::Extra::error(&e.0),
-                )
-                .await;
-                ctx.halt = halt;
+                let extra = crate::hooks::engine::Extra::error(&e.0);
+                tasks::error_hooks(&mut ctx, &events, extra, e.clone()).await;
             }
         }
         // A hook asked for a retry: back to PENDING, run again later (only

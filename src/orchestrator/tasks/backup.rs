@@ -73,16 +73,8 @@ pub async fn run(ctx: &mut TaskContext, plan_id: &str, dry_run: bool) -> Result<
     if parent.is_none() {
         // Part of the backup proper (Backrest looks it up inside its backup
         // call): a failure here is a failed backup, with its error hooks.
-        match client
-            .snapshots(Some(&tag_filter), &ctx.cancel, &mut sink)
-            .await
-        {
-            Ok(list) => {
-                parent = list.last().map(|s| Parent {
-                    id: s.id.clone(),
-                    tree: s.tree.clone(),
-                })
-            }
+        match newest_parent(&client, &tag_filter, ctx, &mut sink).await {
+            Ok(p) => parent = p,
             Err(e) => return Err(backup_failed(ctx, e.to_string()).await),
         }
     }
@@ -123,14 +115,7 @@ pub async fn run(ctx: &mut TaskContext, plan_id: &str, dry_run: bool) -> Result<
                 ctx.log.line(&format!(
                     "parent snapshot {p} from the index no longer exists; looking it up in the repository"
                 ));
-                parent = client
-                    .snapshots(Some(&tag_filter), &ctx.cancel, &mut sink)
-                    .await?
-                    .last()
-                    .map(|s| Parent {
-                        id: s.id.clone(),
-                        tree: s.tree.clone(),
-                    });
+                parent = newest_parent(&client, &tag_filter, ctx, &mut sink).await?;
                 args.parent = parent.as_ref().map(|s| s.id.clone());
                 result = run_restic_backup(&client, &args, ctx, &mut sink, &progress).await;
             }
@@ -283,6 +268,22 @@ async fn backup_failed(ctx: &mut TaskContext, restic_error: String) -> TaskError
 struct Parent {
     id: String,
     tree: String,
+}
+
+/// The plan's newest snapshot made by this instance, asked of restic.
+async fn newest_parent(
+    client: &crate::restic::repo::RepoClient,
+    tag_filter: &str,
+    ctx: &TaskContext,
+    sink: &mut (dyn FnMut(&str) + Send),
+) -> Result<Option<Parent>, crate::restic::ResticError> {
+    let list = client
+        .snapshots(Some(tag_filter), &ctx.cancel, sink)
+        .await?;
+    Ok(list.last().map(|s| Parent {
+        id: s.id.clone(),
+        tree: s.tree.clone(),
+    }))
 }
 
 /// The plan's newest snapshot made by this instance, from the snapshot index
