@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod error;
 pub mod service;
 pub mod stream;
+pub mod transcode;
 pub mod unary;
 
 #[cfg(test)]
