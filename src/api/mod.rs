@@ -8,6 +8,7 @@ pub mod config;
 pub mod dashboard;
 pub mod download;
 pub mod logs;
+pub mod operation_list;
 pub mod operations;
 pub mod paths;
 pub mod repos;
@@ -25,6 +26,9 @@ pub struct BackrestApi {
     pub state: AppState,
 }
 
+// The service trait lets a unary method answer with anything that encodes as
+// its response message (`UnaryReply`); these methods name the concrete type.
+#[allow(refining_impl_trait)]
 impl v1::Backrest for BackrestApi {
     async fn get_config(
         &self,
@@ -142,7 +146,7 @@ impl v1::Backrest for BackrestApi {
         &self,
         _ctx: RequestContext,
         req: v1::GetOperationsRequest,
-    ) -> Result<v1::OperationList, ConnectError> {
+    ) -> Result<operation_list::StoredOperationList, ConnectError> {
         operations::get_operations(&self.state, req).await
     }
 
@@ -201,6 +205,9 @@ pub struct AuthenticationApi {
     pub state: AppState,
 }
 
+// The service trait lets a unary method answer with anything that encodes as
+// its response message (`UnaryReply`); these methods name the concrete type.
+#[allow(refining_impl_trait)]
 impl v1::Authentication for AuthenticationApi {
     async fn login(
         &self,

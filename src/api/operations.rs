@@ -6,8 +6,9 @@ use futures::Stream;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::api::operation_list::StoredOperationList;
 use crate::connect::{ConnectError, ServerStream};
-use crate::oplog::{EVENT_BUFFER, OpEvent, OpLog, OpLogError, Query};
+use crate::oplog::{EVENT_BUFFER, EncodedOperations, OpEvent, OpLog, OpLogError, Query};
 use crate::pb::v1::operation_event::Event;
 use crate::pb::{types, v1};
 use crate::server::AppState;
@@ -46,23 +47,30 @@ fn selector_query(selector: Option<&v1::OpSelector>) -> Result<Query, ConnectErr
 pub async fn get_operations(
     state: &AppState,
     req: v1::GetOperationsRequest,
-) -> Result<v1::OperationList, ConnectError> {
-    let operations = list_operations(&state.oplog, req.selector.as_ref(), req.last_n).await?;
-    Ok(v1::OperationList { operations })
+) -> Result<StoredOperationList, ConnectError> {
+    let selected = select_operations(&state.oplog, req.selector.as_ref(), req.last_n).await?;
+    Ok(StoredOperationList(selected))
 }
 
-/// GetOperations' selection: the selected operations, sorted by id. With
-/// `last_n` non-zero: only the `n` with the latest start time (ties: highest
-/// id); negative = all.
+/// GetOperations' selection, as stored, sorted by id. With `last_n`
+/// non-zero: only the `n` with the latest start time (ties: highest id);
+/// negative = all.
+async fn select_operations(
+    oplog: &OpLog,
+    selector: Option<&v1::OpSelector>,
+    last_n: i64,
+) -> Result<EncodedOperations, ConnectError> {
+    let query = selector_query(selector)?.last_n(last_n);
+    Ok(oplog.query_encoded(&query).await?)
+}
+
+/// GetOperations' selection, decoded (see [`select_operations`]).
 pub async fn list_operations(
     oplog: &OpLog,
     selector: Option<&v1::OpSelector>,
     last_n: i64,
 ) -> Result<Vec<v1::Operation>, ConnectError> {
-    let query = selector_query(selector)?.last_n(last_n);
-    let mut operations = oplog.query(&query).await?;
-    operations.sort_by_key(|op| op.id);
-    Ok(operations)
+    Ok(select_operations(oplog, selector, last_n).await?.decode()?)
 }
 
 /// Deletes the selected operations (with `only_failed`, only those in

@@ -5,7 +5,7 @@ use prost::Message;
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::ConnectError;
-use crate::pb::v1::{Operation, OperationList};
+use crate::pb::v1::OperationList;
 
 /// Everything a message type needs to travel over Connect. prost gives the
 /// binary codec, pbjson the JSON one; the blanket impl covers every generated type.
@@ -154,10 +154,10 @@ const JSON_OPS_PER_THREAD_MIN: usize = 1000;
 /// and scoped helpers) and returns the parts' results in order; `None` when
 /// the list is too short to be worth splitting. A panic in a helper is
 /// re-raised here, as if the work had run on this thread.
-fn in_parts<R: Send>(
-    ops: &[Operation],
+pub(crate) fn in_parts<T: Sync, R: Send>(
+    ops: &[T],
     per_thread_min: usize,
-    write: impl Fn(&[Operation]) -> R + Sync,
+    write: impl Fn(&[T]) -> R + Sync,
 ) -> Option<Vec<R>> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -372,7 +372,7 @@ mod tests {
 
     #[test]
     fn operation_lists_are_written_exactly_as_one_thread_writes_them() {
-        use crate::pb::v1::{OperationStatus, operation};
+        use crate::pb::v1::{Operation, OperationStatus, operation};
         let op = |i: i64| Operation {
             id: i,
             flow_id: i - i % 3,

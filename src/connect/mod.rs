@@ -8,6 +8,7 @@ pub mod compression;
 pub mod context;
 pub mod envelope;
 pub mod error;
+pub mod reply;
 pub mod service;
 pub mod stream;
 pub mod transcode;
@@ -19,6 +20,7 @@ mod tests;
 pub use codec::{Codec, RpcMessage};
 pub use context::{RequestContext, ShutdownSignal};
 pub use error::{Code, ConnectError};
+pub use reply::UnaryReply;
 pub use stream::ServerStream;
 
 /// Largest request or response message accepted, after decompression.

@@ -3,7 +3,10 @@
 //!
 //! * a trait with one async method per RPC, whose default body answers
 //!   Connect `unimplemented` — so an RPC nobody has built yet is honest, and
-//!   adding an RPC to the proto needs no hand edit here; and
+//!   adding an RPC to the proto needs no hand edit here. A unary method
+//!   answers with its response message, or with any other
+//!   [`UnaryReply`](super::UnaryReply) of that message type (a response
+//!   already held in encoded form); and
 //! * `<service>_router(Arc<impl Trait>) -> axum::Router` with a `POST` route per
 //!   RPC and a catch-all under the service prefix that answers unknown
 //!   procedures with a Connect error instead of falling through to the web UI.
@@ -58,9 +61,15 @@ macro_rules! connect_trait_method {
             &self,
             ctx: $crate::connect::RequestContext,
             request: $input,
-        ) -> impl ::std::future::Future<Output = ::std::result::Result<$output, $crate::connect::ConnectError>> + Send {
+        ) -> impl ::std::future::Future<
+            Output = ::std::result::Result<
+                // `use<Self>`: the reply owns its data, it doesn't borrow `self`.
+                impl $crate::connect::UnaryReply<$output> + use<Self>,
+                $crate::connect::ConnectError,
+            >,
+        > + Send {
             let _ = (ctx, request);
-            async { Err($crate::connect::ConnectError::unimplemented(concat!(
+            async { Err::<$output, _>($crate::connect::ConnectError::unimplemented(concat!(
                 $full, "/", $proc, " is not implemented in this version of backrest-rs"
             ))) }
         }
@@ -93,7 +102,7 @@ macro_rules! connect_route {
         ::axum::routing::post(move |req: ::axum::extract::Request| {
             let svc = svc.clone();
             async move {
-                $crate::connect::unary::handle::<$input, $output, _, _>(
+                $crate::connect::unary::handle::<$input, $output, _, _, _>(
                     concat!("/", $full, "/", $proc),
                     req,
                     move |ctx, m| async move { svc.$method(ctx, m).await },

@@ -23,12 +23,31 @@ crate::connect_service! {
     unary echo("Echo")(StringValue) -> StringValue;
     unary fail("Fail")(StringValue) -> StringValue;
     unary not_built("NotBuilt")(StringValue) -> StringValue;
+    unary pre_encoded("PreEncoded")(StringValue) -> StringValue;
     server_stream repeat("Repeat")(StringValue) -> StringValue;
     server_stream not_built_stream("NotBuiltStream")(StringValue) -> StringValue;
 }
 
 struct EchoImpl;
 
+/// A reply that writes its own body: the request's value upper-cased, or an
+/// error when the value is "refuse".
+struct Shouted(String);
+
+impl super::UnaryReply<StringValue> for Shouted {
+    fn encode(self, codec: super::Codec) -> Result<Bytes, ConnectError> {
+        if self.0 == "refuse" {
+            return Err(ConnectError::internal("this reply can't be encoded"));
+        }
+        let upper = self.0.to_uppercase();
+        Ok(Bytes::from(match codec {
+            super::Codec::Proto => StringValue { value: upper }.encode_to_vec(),
+            super::Codec::Json => format!("{{\"value\":\"{upper}\"}}").into_bytes(),
+        }))
+    }
+}
+
+#[allow(refining_impl_trait)]
 impl Echo for EchoImpl {
     async fn echo(
         &self,
@@ -51,6 +70,14 @@ impl Echo for EchoImpl {
             super::Code::from_str(&req.value).unwrap(),
             "failed on purpose: ünïcode",
         ))
+    }
+
+    async fn pre_encoded(
+        &self,
+        _ctx: RequestContext,
+        req: StringValue,
+    ) -> Result<Shouted, ConnectError> {
+        Ok(Shouted(req.value))
     }
 
     /// Sends `value` back as many times as its length, then fails if it starts with "x".
@@ -139,6 +166,44 @@ async fn unary_json_and_proto() {
     .await;
     assert_eq!(s, StatusCode::OK);
     assert!(b.is_empty());
+}
+
+/// A handler may answer with its own `UnaryReply`: the route sends the
+/// body it writes in the call's codec, and turns its error into a Connect
+/// error.
+#[tokio::test]
+async fn a_reply_can_encode_itself() {
+    let (s, h, b) = call(
+        post("/test.Echo/PreEncoded", "application/json")
+            .body(Body::from(r#"{"value":"hi"}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["content-type"], "application/json");
+    assert_eq!(json(&b), serde_json::json!({"value": "HI"}));
+    let msg = StringValue {
+        value: "bin".into(),
+    }
+    .encode_to_vec();
+    let (s, h, b) = call(
+        post("/test.Echo/PreEncoded", "application/proto")
+            .body(Body::from(msg))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["content-type"], "application/proto");
+    assert_eq!(StringValue::decode(b).unwrap().value, "BIN");
+    let (s, _, b) = call(
+        post("/test.Echo/PreEncoded", "application/json")
+            .body(Body::from(r#"{"value":"refuse"}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(json(&b)["code"], "internal");
+    assert_eq!(json(&b)["message"], "this reply can't be encoded");
 }
 
 /// A response big enough that its message is freed after it is sent, not

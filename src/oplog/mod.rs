@@ -39,6 +39,7 @@ use tokio::sync::{Mutex, broadcast};
 use crate::pb::v1::{Operation, OperationStatus};
 
 pub use query::{IDS_AND_QUERY, Query};
+pub use read::EncodedOperations;
 pub use validate::validate;
 
 /// The schema (`PRAGMA user_version`) this code reads and writes.
@@ -329,6 +330,13 @@ impl OpLog {
     pub async fn query(&self, q: &Query) -> Result<Vec<Operation>, OpLogError> {
         let mut conn = self.inner.pool.acquire().await?;
         read::fetch(&mut conn, q, false).await
+    }
+
+    /// The operations `q` selects as they are stored (protobuf bytes), sorted
+    /// by id: for GetOperations, which sends them on without decoding.
+    pub async fn query_encoded(&self, q: &Query) -> Result<EncodedOperations, OpLogError> {
+        let mut conn = self.inner.pool.acquire().await?;
+        read::fetch_encoded(&mut conn, q).await
     }
 
     /// Visits the operations `q` selects, in `q`'s order, as their stored

@@ -26,16 +26,43 @@ pub(super) async fn fetch(
     q: &Query,
     in_tx: bool,
 ) -> Result<Vec<Operation>, OpLogError> {
+    select(conn, q, in_tx, |entries, blobs| decode_all(&entries, blobs)).await
+}
+
+/// The operations `q` selects as their stored protobuf bytes, sorted by id,
+/// without decoding them.
+pub(super) async fn fetch_encoded(
+    conn: &mut SqliteConnection,
+    q: &Query,
+) -> Result<EncodedOperations, OpLogError> {
+    select(conn, q, false, |mut entries, blobs| {
+        entries.sort_unstable_by_key(|e| e.id);
+        Ok(EncodedOperations {
+            entries,
+            blobs: blobs.to_vec(),
+        })
+    })
+    .await
+}
+
+/// Runs `q`'s packed statement and hands its rows, in `q`'s order, to
+/// `finish` while they still borrow the result.
+async fn select<T: Default>(
+    conn: &mut SqliteConnection,
+    q: &Query,
+    in_tx: bool,
+    finish: impl FnOnce(Vec<Entry>, &[u8]) -> Result<T, OpLogError>,
+) -> Result<T, OpLogError> {
     if !q.filters_groups() {
-        return fetch_packed(conn, q, Groups::Any).await;
+        return fetch_packed(conn, q, Groups::Any, finish).await;
     }
     if in_tx {
-        return fetch_in_groups(conn, q).await;
+        return fetch_in_groups(conn, q, finish).await;
     }
     let mut tx = conn.begin().await?;
-    let ops = fetch_in_groups(&mut tx, q).await?;
+    let selected = fetch_in_groups(&mut tx, q, finish).await?;
     tx.commit().await?;
-    Ok(ops)
+    Ok(selected)
 }
 
 /// How many operations `q` selects, ignoring its limit and offset.
@@ -61,15 +88,16 @@ pub(super) async fn count(conn: &mut SqliteConnection, q: &Query) -> Result<i64,
     Ok(n)
 }
 
-async fn fetch_in_groups(
+async fn fetch_in_groups<T: Default>(
     conn: &mut SqliteConnection,
     q: &Query,
-) -> Result<Vec<Operation>, OpLogError> {
+    finish: impl FnOnce(Vec<Entry>, &[u8]) -> Result<T, OpLogError>,
+) -> Result<T, OpLogError> {
     let ogids = group_ids(conn, q).await?;
     if ogids.is_empty() {
-        return Ok(Vec::new());
+        return Ok(T::default());
     }
-    fetch_packed(conn, q, Groups::Only(&ogids)).await
+    fetch_packed(conn, q, Groups::Only(&ogids), finish).await
 }
 
 async fn group_ids(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<i64>, OpLogError> {
@@ -79,16 +107,17 @@ async fn group_ids(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<i64>, O
         .await?)
 }
 
-async fn fetch_packed(
+async fn fetch_packed<T: Default>(
     conn: &mut SqliteConnection,
     q: &Query,
     groups: Groups<'_>,
-) -> Result<Vec<Operation>, OpLogError> {
+    finish: impl FnOnce(Vec<Entry>, &[u8]) -> Result<T, OpLogError>,
+) -> Result<T, OpLogError> {
     let row = q.packed_sql(groups).build().fetch_one(&mut *conn).await?;
     let index: Option<&str> = row.try_get(0)?;
     let blobs: Option<&[u8]> = row.try_get(1)?;
     let (Some(index), Some(blobs)) = (index, blobs) else {
-        return Ok(Vec::new());
+        return Ok(T::default());
     };
     let mut entries = unpack_index(index, blobs.len())?;
     if q.reversed {
@@ -96,7 +125,7 @@ async fn fetch_packed(
     } else {
         entries.sort_unstable_by_key(|e| (e.start_ms, e.id));
     }
-    decode_all(&entries, blobs)
+    finish(entries, blobs)
 }
 
 /// Below this many operations per thread, decoding on one thread is faster
@@ -135,6 +164,42 @@ fn decode_all(entries: &[Entry], blobs: &[u8]) -> Result<Vec<Operation>, OpLogEr
         }
         Ok(ops)
     })
+}
+
+/// Operations as stored (protobuf bytes), sorted by id: what GetOperations
+/// sends on without building the messages (see `api::operation_list`).
+#[derive(Debug, Default)]
+pub struct EncodedOperations {
+    entries: Vec<Entry>,
+    blobs: Vec<u8>,
+}
+
+impl EncodedOperations {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Each operation's id and stored bytes, by id.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (i64, &[u8])> + Clone + '_ {
+        self.entries
+            .iter()
+            .map(|e| (e.id, &self.blobs[e.offset..e.offset + e.len]))
+    }
+
+    /// The `i`-th operation (by id): its id and stored bytes.
+    pub fn get(&self, i: usize) -> Option<(i64, &[u8])> {
+        let e = self.entries.get(i)?;
+        Some((e.id, &self.blobs[e.offset..e.offset + e.len]))
+    }
+
+    /// The operations, decoded.
+    pub fn decode(&self) -> Result<Vec<Operation>, OpLogError> {
+        decode_all(&self.entries, &self.blobs)
+    }
 }
 
 /// One selected row: where its blob lies in the packed column.
