@@ -641,6 +641,20 @@ fn string_escaping_matches_serde_json() {
         );
         all.push(c);
     }
+    // Each escaped byte at every offset of a longer string (the 8-byte skipping path).
+    for c in (0u8..0x20).chain([b'"', b'\\', 0x7f, b'/']) {
+        for at in 0..24 {
+            let mut text = "abcdefghijklmnopqrstuvwxé".to_string().into_bytes();
+            text[at] = c;
+            let text = String::from_utf8(text).unwrap();
+            let mut out = Vec::new();
+            write_json_string(&mut out, text.as_bytes());
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&text).unwrap()
+            );
+        }
+    }
     all.push_str("🎉\u{2028}\u{fffd}\"\\");
     let mut out = Vec::new();
     write_json_string(&mut out, all.as_bytes());
@@ -797,6 +811,42 @@ fn hand_built_non_canonical_encodings() {
     put_varint_field(&mut b, 4, (1u64 << 32) | 3);
     put_varint_field(&mut b, 5, u64::MAX);
     cases.push(b);
+
+    // Values prost never writes but must read: an explicit -0.0 double (pbjson
+    // omits it, as it compares with 0.0), NaN, and an int32 whose 10-byte varint
+    // truncates to 0 (omitted) or to 1.
+    let mut stats = Vec::new();
+    put_key(&mut stats, 3, 1);
+    stats.extend_from_slice(&(-0.0f64).to_bits().to_le_bytes());
+    let mut restore_status = Vec::new();
+    put_key(&mut restore_status, 2, 1);
+    restore_status.extend_from_slice(&f64::NAN.to_bits().to_le_bytes());
+    put_key(&mut restore_status, 7, 1);
+    restore_status.extend_from_slice(&(-0.0f64).to_bits().to_le_bytes());
+    let mut counts = Vec::new();
+    put_varint_field(&mut counts, 1, 1 << 32);
+    put_varint_field(&mut counts, 2, (1 << 32) + 1);
+    let mut policy = Vec::new();
+    put_len(&mut policy, 11, &counts);
+    let mut forget = Vec::new();
+    put_len(&mut forget, 2, &policy);
+    for (number, payload) in [
+        (105u32, {
+            let mut o = Vec::new();
+            put_len(&mut o, 1, &stats);
+            o
+        }),
+        (104, {
+            let mut o = Vec::new();
+            put_len(&mut o, 3, &restore_status);
+            o
+        }),
+        (102, forget),
+    ] {
+        let mut b = Vec::new();
+        put_len(&mut b, number, &payload);
+        cases.push(b);
+    }
 
     for (i, bytes) in cases.iter().enumerate() {
         assert!(
