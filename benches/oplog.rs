@@ -17,7 +17,8 @@
 //! attach `perf record -p PID` while re-running queries; default off),
 //! `BENCH_SAVE_DB=FILE` (keep a copy of the generated oplog for analysis),
 //! `BENCH_SERVER_BIN` (run another server binary, e.g. one with symbols),
-//! `BENCH_ONLY=rss,query,insert` (run only some sections).
+//! `BENCH_ONLY=rss,query,insert` (run only some sections; `sql` adds the
+//! slow comparison of SQL alternatives, which no default run includes).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -795,19 +796,24 @@ async fn phases(db: &Path, oplog: &OpLog, plan: &str, last_n: i64, iters: usize)
     const SQL_IDS: &str = "SELECT COUNT(*), length(group_concat(id)) FROM \
          (SELECT id FROM operations WHERE ogid = ? ORDER BY start_time_ms DESC, id DESC LIMIT ?)";
     let query = Query::all().plan_id(plan).last_n(last_n);
-    const NAMES: [&str; 11] = [
+    const NAMES: [&str; 14] = [
         "SQL: latest ids (group index walk)",
         "SQL: packed ids + blobs (server's statement)",
+        "server: OpLog::query_encoded (groups, SQL)",
+        "server: binary body from the stored bytes",
+        "server: JSON body transcoded from them",
         "prost decode of the blobs, 1 thread",
-        "OpLog::query (server path: groups, SQL, decode)",
+        "OpLog::query (groups, SQL, decode)",
         "sort by id",
         "encode proto (OperationList)",
         "encode JSON, 1 thread (pbjson/serde_json)",
-        "encode JSON, server (Codec::Json)",
+        "encode JSON, several threads (Codec::Json)",
         "drop the operations",
         "gzip JSON (fast level, browser clients)",
         "(CPU of every phase above, summed)",
     ];
+    use backrest_rs::api::operation_list::StoredOperationList;
+    use backrest_rs::connect::{Codec, UnaryReply};
     let mut samples: Vec<(Vec<f64>, Vec<f64>)> = vec![(vec![], vec![]); NAMES.len()];
     for i in 0..(2 + iters) {
         let mut m = Vec::with_capacity(NAMES.len());
@@ -828,6 +834,23 @@ async fn phases(db: &Path, oplog: &OpLog, plan: &str, last_n: i64, iters: usize)
             .fetch_one(&pool)
             .await
             .expect("packed sql");
+        m.push(t.stop());
+        // What GetOperations does now: no decoding, bodies from the stored
+        // bytes.
+        let t = Span::start();
+        let stored = oplog.query_encoded(&query).await.expect("query_encoded");
+        m.push(t.stop());
+        assert_eq!(stored.len() as i64, last_n);
+        let again = oplog.query_encoded(&query).await.expect("query_encoded");
+        let t = Span::start();
+        let stored_proto =
+            UnaryReply::<OperationList>::encode(StoredOperationList(stored), Codec::Proto)
+                .expect("binary body");
+        m.push(t.stop());
+        let t = Span::start();
+        let stored_json =
+            UnaryReply::<OperationList>::encode(StoredOperationList(again), Codec::Json)
+                .expect("JSON body");
         m.push(t.stop());
         let t = Span::start();
         let numbers: Vec<usize> = index
@@ -867,6 +890,14 @@ async fn phases(db: &Path, oplog: &OpLog, plan: &str, last_n: i64, iters: usize)
             .unwrap();
         m.push(t.stop());
         assert!(server_json == json);
+        assert!(
+            stored_json == json,
+            "the transcoded JSON differs from pbjson's"
+        );
+        assert!(
+            stored_proto == proto,
+            "the binary body differs from prost's"
+        );
         let t = Span::start();
         drop(list);
         m.push(t.stop());
@@ -1416,7 +1447,10 @@ fn main() {
                 plan.iter().map(|r| r.3.as_str()).collect::<Vec<_>>().join(" | ")
             );
             pool.close().await;
-            sql_alternatives(&db).await;
+            // Slow (minutes); only when asked for by name.
+            if only.split(',').any(|s| s.trim() == "sql") {
+                sql_alternatives(&db).await;
+            }
         });
         drop(dir);
         println!();

@@ -221,6 +221,19 @@ async fn get_operations_by_every_selector_field() {
         list.operations[0].op,
         Some(v1::operation::Op::OperationBackup(_))
     ));
+
+    // The two codecs carry the same operations, every field of them.
+    let all_json: v1::OperationList =
+        serde_json::from_value(ok_json(&s, "/v1.Backrest/GetOperations", json!({})).await).unwrap();
+    let all_binary: v1::OperationList = call_proto(
+        &s,
+        "/v1.Backrest/GetOperations",
+        &v1::GetOperationsRequest::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(all_binary.operations.len(), seed.ids.len());
+    assert_eq!(all_json, all_binary);
 }
 
 #[tokio::test]
