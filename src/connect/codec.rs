@@ -86,7 +86,8 @@ impl Codec {
 
 /// Binary protobuf of a message. The one response that gets big
 /// (GetOperations' `OperationList`, ~4 MB for 10,000 operations) is encoded
-/// on several threads.
+/// on several threads. (GetOperations normally answers from the stored bytes,
+/// `api::operation_list`; this serves its fallback and the event stream.)
 fn encode_proto<T: RpcMessage>(msg: &T) -> Vec<u8> {
     let Some(list) = (msg as &dyn std::any::Any).downcast_ref::<OperationList>() else {
         return msg.encode_to_vec();
