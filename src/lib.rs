@@ -19,6 +19,7 @@ pub mod oplog;
 pub mod orchestrator;
 pub mod restic;
 pub mod server;
+pub mod sync_ext;
 pub mod web;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

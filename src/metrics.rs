@@ -45,6 +45,7 @@ use crate::config::ConfigStore;
 use crate::oplog::{OpEvent, OpLog, Query};
 use crate::orchestrator::task::{SYSTEM_PLAN, UNASSOCIATED};
 use crate::pb::v1::{self, OperationStatus, operation::Op};
+use crate::sync_ext::LockExt;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -363,7 +364,7 @@ impl Metrics {
     ) {
         let (repo, plan) = (id_label(repo_id), id_label(plan_id));
         let status = if success { "success" } else { "failed" };
-        let mut r = self.registry.lock().unwrap();
+        let mut r = self.registry.locked();
         r.remove_matching(&LAST_TASK_STATUS, &[repo, plan, task_type]);
         let code = if success { 0.0 } else { 1.0 };
         r.set(&LAST_TASK_STATUS, &[repo, plan, task_type, status], code);
@@ -382,7 +383,7 @@ impl Metrics {
         file_warnings: i64,
     ) {
         let labels = [id_label(repo_id), id_label(plan_id)];
-        let mut r = self.registry.lock().unwrap();
+        let mut r = self.registry.locked();
         r.set(&BACKUP_BYTES_PROCESSED, &labels, bytes_processed as f64);
         r.set(&BACKUP_BYTES_ADDED, &labels, bytes_added as f64);
         r.set(&BACKUP_FILE_WARNINGS, &labels, file_warnings as f64);
@@ -392,13 +393,12 @@ impl Metrics {
     pub fn record_backup_success(&self, repo_id: &str, plan_id: &str, end_ms: i64) {
         let labels = [id_label(repo_id), id_label(plan_id)];
         self.registry
-            .lock()
-            .unwrap()
+            .locked()
             .set(&BACKUP_LAST_SUCCESS, &labels, end_ms as f64 / 1000.0);
     }
 
     pub fn render(&self) -> String {
-        self.registry.lock().unwrap().render()
+        self.registry.locked().render()
     }
 
     /// Loads the last-success gauge from the log, subscribes to it, and

@@ -33,6 +33,8 @@ use sqlx::sqlite::{
 };
 use tokio::sync::watch;
 
+use crate::sync_ext::LockExt;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/logstore");
 
 const INPROGRESS_DIR: &str = ".inprogress";
@@ -148,7 +150,7 @@ impl LogStore {
         // always knows the log is live.
         let (progress, rx) = watch::channel(false);
         {
-            let mut live = self.inner.live.lock().expect("live logs");
+            let mut live = self.inner.live.locked();
             if live.contains_key(id) {
                 return Err(LogStoreError::AlreadyExists(id.to_string()));
             }
@@ -215,7 +217,7 @@ impl LogStore {
             let Some(row) = row else {
                 return Err(LogStoreError::NotFound(id.to_string()));
             };
-            let live = self.inner.live.lock().expect("live logs").get(id).cloned();
+            let live = self.inner.live.locked().get(id).cloned();
             if live.is_none() && is_expired(row.expires.unwrap_or(0)) {
                 return Err(LogStoreError::NotFound(id.to_string()));
             }
@@ -352,7 +354,7 @@ impl Inner {
     }
 
     fn forget_live(&self, id: &str) {
-        self.live.lock().expect("live logs").remove(id);
+        self.live.locked().remove(id);
     }
 }
 

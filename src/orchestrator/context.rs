@@ -11,6 +11,7 @@ use super::task::{Task, TaskError};
 use crate::logstore::LogWriter;
 use crate::pb::v1;
 use crate::restic::RepoClient;
+use crate::sync_ext::LockExt;
 
 /// Task logs expire after 14 days, as in Backrest.
 pub const TASK_LOG_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
@@ -26,7 +27,7 @@ impl TaskLog {
     }
 
     pub fn line(&self, text: &str) {
-        let mut guard = self.0.lock().unwrap();
+        let mut guard = self.0.locked();
         if let Some(w) = guard.as_mut() {
             let stamp = chrono::Utc::now().format("%H:%M:%S%.3fZ");
             let _ = w.write_sync(format!("{stamp} {text}\n").as_bytes());
@@ -35,14 +36,14 @@ impl TaskLog {
 
     /// Appends a line without a timestamp (command output logs).
     pub fn raw(&self, text: &str) {
-        let mut guard = self.0.lock().unwrap();
+        let mut guard = self.0.locked();
         if let Some(w) = guard.as_mut() {
             let _ = w.write_sync(format!("{text}\n").as_bytes());
         }
     }
 
     pub async fn close(&self) {
-        let w = self.0.lock().unwrap().take();
+        let w = self.0.locked().take();
         if let Some(w) = w {
             if let Err(e) = w.close().await {
                 tracing::warn!("closing task log: {e}");

@@ -31,6 +31,7 @@ use crate::logstore::LogStore;
 use crate::oplog::{OpLog, Query};
 use crate::pb::v1::{self, OperationStatus, hook};
 use crate::restic::Restic;
+use crate::sync_ext::LockExt;
 use context::{TASK_LOG_TTL, TaskContext, TaskLog};
 use queue::{Entry, Queue};
 pub use task::{Outcome, Task, TaskError, TaskKind, priority};
@@ -178,8 +179,7 @@ impl Orchestrator {
         // task can't start while it runs.
         self.0
             .sched
-            .lock()
-            .unwrap()
+            .locked()
             .busy_repos
             .extend(repo_ids.iter().cloned());
         let me = self.clone();
@@ -206,7 +206,7 @@ impl Orchestrator {
                         }
                     }
                 }
-                me.0.sched.lock().unwrap().busy_repos.remove(&id);
+                me.0.sched.locked().busy_repos.remove(&id);
                 me.0.wake.notify_one();
             }
         });
@@ -219,7 +219,7 @@ impl Orchestrator {
         let deadline = tokio::time::Instant::now() + grace;
         loop {
             let notified = self.0.idle.notified();
-            if self.0.sched.lock().unwrap().running_count == 0 {
+            if self.0.sched.locked().running_count == 0 {
                 return;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
@@ -237,7 +237,7 @@ impl Orchestrator {
     pub async fn apply_config(&self, cfg: Arc<v1::Config>) {
         self.auto_initialize(&cfg);
         let (dropped, generation) = {
-            let mut s = self.0.sched.lock().unwrap();
+            let mut s = self.0.sched.locked();
             s.generation += 1;
             (s.queue.remove_scheduled(), s.generation)
         };
@@ -447,7 +447,7 @@ impl Orchestrator {
             let added = self.0.oplog.add(vec![op]).await?;
             op_id = added.first().map(|o| o.id);
         }
-        let mut s = self.0.sched.lock().unwrap();
+        let mut s = self.0.sched.locked();
         let created_generation = s.generation;
         s.queue.push(Entry {
             seq: 0,
@@ -478,7 +478,7 @@ impl Orchestrator {
         let cancel = self.0.stopping.child_token();
         let by_user = Arc::new(AtomicBool::new(false));
         if let Some(id) = op_id {
-            self.0.sched.lock().unwrap().running.insert(
+            self.0.sched.locked().running.insert(
                 id,
                 RunningTask {
                     cancel: cancel.clone(),
@@ -498,7 +498,7 @@ impl Orchestrator {
                 tokio::pin!(idle);
                 idle.as_mut().enable();
                 {
-                    let mut s = self.0.sched.lock().unwrap();
+                    let mut s = self.0.sched.locked();
                     if !s.busy_repos.contains(r) {
                         s.busy_repos.insert(r.clone());
                         acquired = true;
@@ -527,7 +527,7 @@ impl Orchestrator {
                 .outcome
         };
         {
-            let mut s = self.0.sched.lock().unwrap();
+            let mut s = self.0.sched.locked();
             if let Some(id) = op_id {
                 s.running.remove(&id);
             }
@@ -567,7 +567,7 @@ impl Orchestrator {
     /// stopped and records USER_CANCELLED when it ends. Unknown ids are a no-op.
     pub async fn cancel(&self, op_id: i64) -> Result<(), TaskError> {
         let (queued, running) = {
-            let mut s = self.0.sched.lock().unwrap();
+            let mut s = self.0.sched.locked();
             let queued = s.queue.remove_op(op_id);
             let running = s
                 .running
@@ -588,7 +588,7 @@ impl Orchestrator {
                 ));
             }
             if entry.task.scheduled {
-                let generation = self.0.sched.lock().unwrap().generation;
+                let generation = self.0.sched.locked().generation;
                 if entry.generation == generation {
                     let cfg = self.config();
                     self.schedule_next(entry.task, entry.priority, generation, &cfg, true)
@@ -610,7 +610,7 @@ impl Orchestrator {
                 // Shutting down: queued work won't run in this process. Its
                 // waiters hear so now (the Backup RPC answers instead of
                 // hanging); its PENDING operations are settled at the next start.
-                let drained = self.0.sched.lock().unwrap().queue.remove_where(|_| true);
+                let drained = self.0.sched.locked().queue.remove_where(|_| true);
                 for entry in drained {
                     for w in entry.waiters {
                         let _ = w.send(Outcome::Cancelled(
@@ -623,7 +623,7 @@ impl Orchestrator {
             let now = Utc::now();
             let mut started = Vec::new();
             let next_due = {
-                let mut s = self.0.sched.lock().unwrap();
+                let mut s = self.0.sched.locked();
                 while s.running_count < self.0.max_parallel {
                     let busy = s.busy_repos.clone();
                     let Some(entry) = s.queue.pop_ready(now, &busy) else {
@@ -687,7 +687,7 @@ impl Orchestrator {
             retry_at,
         } = self.run_task(&task, op_id, cancel, &by_user, retry).await;
         {
-            let mut s = self.0.sched.lock().unwrap();
+            let mut s = self.0.sched.locked();
             if let Some(r) = &task.repo_id {
                 s.busy_repos.remove(r);
             }
@@ -725,7 +725,7 @@ impl Orchestrator {
                     tracing::warn!("cannot queue {}: {e}", t.name());
                 }
             }
-            let current = self.0.sched.lock().unwrap().generation;
+            let current = self.0.sched.locked().generation;
             if task.scheduled && generation == current {
                 if let Err(e) = self
                     .schedule_next(task.clone(), prio, generation, &cfg, true)
@@ -833,7 +833,7 @@ impl Orchestrator {
         // A hook asked for a retry: back to PENDING, run again later (only
         // while the config is the one the task was queued under).
         if let (Err(e), Some(Halt::Retry(policy))) = (&result, ctx.halt) {
-            let same_config = self.0.sched.lock().unwrap().generation == retry.created_generation;
+            let same_config = self.0.sched.locked().generation == retry.created_generation;
             if same_config && !cancel.is_cancelled() {
                 let attempt = retry.attempt + 1;
                 let delay = policy.delay(attempt);
@@ -968,14 +968,13 @@ impl Orchestrator {
     pub fn index_is_current(&self, repo_id: &str) -> bool {
         self.0
             .index_fresh
-            .lock()
-            .unwrap()
+            .locked()
             .get(repo_id)
             .is_some_and(|t| t.elapsed() < INDEX_TRUST)
     }
 
     fn mark_index(&self, repo_id: &str, fresh: bool) {
-        let mut m = self.0.index_fresh.lock().unwrap();
+        let mut m = self.0.index_fresh.locked();
         if fresh {
             m.insert(repo_id.to_string(), std::time::Instant::now());
         } else {
@@ -987,8 +986,7 @@ impl Orchestrator {
     pub fn queued(&self) -> Vec<(String, Option<i64>, DateTime<Utc>)> {
         self.0
             .sched
-            .lock()
-            .unwrap()
+            .locked()
             .queue
             .iter()
             .map(|e| (e.task.name(), e.op_id, e.run_at))

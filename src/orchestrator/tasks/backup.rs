@@ -14,6 +14,7 @@ use crate::pb::v1::{self, OperationStatus, hook::Condition, operation::Op};
 use crate::restic::output::BackupEvent;
 use crate::restic::repo::BackupArgs;
 use crate::restic::{Feature, env};
+use crate::sync_ext::LockExt;
 
 /// Errors kept per backup operation (Backrest keeps about 20).
 const MAX_RECORDED_ERRORS: usize = 20;
@@ -122,7 +123,7 @@ pub async fn run(ctx: &mut TaskContext, plan_id: &str, dry_run: bool) -> Result<
         }
     }
     saver.abort();
-    let backup = std::mem::take(&mut progress.lock().unwrap().backup);
+    let backup = std::mem::take(&mut progress.locked().backup);
     ctx.op_mut().op = Some(Op::OperationBackup(backup));
 
     let result = match result {
@@ -328,7 +329,7 @@ async fn run_restic_backup(
     let p2 = progress.clone();
     client
         .backup(args, &ctx.cancel, sink, move |ev| {
-            let mut p = p2.lock().unwrap();
+            let mut p = p2.locked();
             match ev {
                 BackupEvent::Status(s) if s.action.is_none() => {
                     let previous =
@@ -374,7 +375,7 @@ fn spawn_saver(ctx: &TaskContext, progress: Arc<Mutex<Progress>>) -> tokio::task
         loop {
             tick.tick().await;
             let snapshot = {
-                let mut p = progress.lock().unwrap();
+                let mut p = progress.locked();
                 if !p.dirty {
                     continue;
                 }

@@ -10,6 +10,7 @@ use crate::orchestrator::task::TaskError;
 use crate::pb::v1::{self, operation::Op};
 use crate::restic::Feature;
 use crate::restic::output::RestoreLine;
+use crate::sync_ext::LockExt;
 
 pub async fn run(
     ctx: &mut TaskContext,
@@ -91,7 +92,7 @@ pub async fn run(
                         l.percent_done
                     },
                 };
-                *last2.lock().unwrap() = Some(entry.clone());
+                *last2.locked() = Some(entry.clone());
                 if last_save.elapsed() >= std::time::Duration::from_secs(1) {
                     last_save = std::time::Instant::now();
                     let _ = tx.send(entry);
@@ -130,7 +131,7 @@ pub async fn run(
             ));
         }
     }
-    let done = last.lock().unwrap().take();
+    let done = last.locked().take();
     let op = ctx.op_mut();
     if let Some(Op::OperationRestore(r)) = op.op.as_mut() {
         r.last_status = Some(done.unwrap_or(v1::RestoreProgressEntry {
