@@ -60,16 +60,12 @@ fn proto(ops: &EncodedOperations) -> Option<Vec<u8>> {
     let write = |part: &[(i64, &[u8])]| -> Option<Vec<u8>> {
         let size: usize = part.iter().map(|(_, blob)| blob.len() + 6).sum();
         let mut out = Vec::with_capacity(size);
-        let mut scratch = Vec::new();
         for (_, blob) in part {
             // The bytes go out as they are, so check them as a decoder
-            // would: transcoding walks every nested field and string. The
-            // JSON is thrown away.
+            // would: validating walks every nested field and string without
+            // writing anything.
             let valid = match transcoder {
-                Some(t) => {
-                    scratch.clear();
-                    t.write(blob, &mut scratch).is_ok()
-                }
+                Some(t) => t.validate(blob).is_ok(),
                 None => well_formed(blob),
             };
             if !valid {

@@ -26,6 +26,10 @@
 //! into the output; anything else is detected on the way, the partial output
 //! is dropped and the message is redone by a path that first gathers every
 //! occurrence per field.
+//!
+//! `validate` is the same acceptance check without the JSON: one walk that
+//! checks every occurrence where it stands, for callers that send the stored
+//! bytes on as they are.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -73,7 +77,7 @@ pub enum WireProblem {
     TooDeep,
 }
 
-/// Why `JsonTranscoder::write` failed: the innermost message and field involved.
+/// Why `JsonTranscoder::write` or `validate` failed: the innermost message and field involved.
 #[derive(Debug, thiserror::Error)]
 pub enum TranscodeError {
     #[error("field {field} of {message}: {problem}")]
@@ -243,25 +247,35 @@ impl JsonTranscoder {
             streaming_disabled: false,
         };
         self.message(0, bytes, out, RECURSION_LIMIT, &mut state)
-            .map_err(|fail| {
-                let message = self
-                    .messages
-                    .get(fail.message as usize)
-                    .map(|m| m.full_name.clone())
-                    .unwrap_or_default();
-                if fail.field == 0 {
-                    TranscodeError::Message {
-                        message,
-                        problem: fail.problem,
-                    }
-                } else {
-                    TranscodeError::Field {
-                        message,
-                        field: fail.field,
-                        problem: fail.problem,
-                    }
-                }
-            })
+            .map_err(|fail| self.report(fail))
+    }
+
+    /// Whether `bytes` decode as this message (Ok) — exactly the inputs prost's
+    /// decode (and `write`) accept — without writing anything. For callers that
+    /// pass stored encodings on unchanged but must not pass on a damaged one.
+    pub fn validate(&self, bytes: &[u8]) -> Result<(), TranscodeError> {
+        self.check_message(0, bytes, RECURSION_LIMIT)
+            .map_err(|fail| self.report(fail))
+    }
+
+    fn report(&self, fail: Fail) -> TranscodeError {
+        let message = self
+            .messages
+            .get(fail.message as usize)
+            .map(|m| m.full_name.clone())
+            .unwrap_or_default();
+        if fail.field == 0 {
+            TranscodeError::Message {
+                message,
+                problem: fail.problem,
+            }
+        } else {
+            TranscodeError::Field {
+                message,
+                field: fail.field,
+                problem: fail.problem,
+            }
+        }
     }
 
     /// One message: `{...}`. `budget` is prost's recursion counter for this
@@ -464,7 +478,7 @@ impl JsonTranscoder {
                     if let Kind::Message(sub) = field.kind {
                         for o in dropped {
                             let payload = stored_payload(value_of(o)).map_err(fail(number))?;
-                            self.validate(sub, payload, budget.saturating_sub(1))?;
+                            self.check_message(sub, payload, budget.saturating_sub(1))?;
                         }
                     }
                     live
@@ -517,7 +531,7 @@ impl JsonTranscoder {
                     scratch.clear();
                     for o in live {
                         let payload = stored_payload(value_of(o)).map_err(fail(number))?;
-                        self.validate(sub, payload, budget.saturating_sub(1))?;
+                        self.check_message(sub, payload, budget.saturating_sub(1))?;
                         scratch.extend_from_slice(payload);
                     }
                     open_field(out, field, &mut comma);
@@ -537,8 +551,10 @@ impl JsonTranscoder {
         Ok(())
     }
 
-    /// Checks an encoding the way prost's decoder would, writing nothing.
-    fn validate(&self, index: u32, bytes: &[u8], budget: u32) -> Result<(), Fail> {
+    /// Checks an encoding the way prost's decoder would, writing nothing. Every
+    /// occurrence counts (prost decodes replaced values too), so order and
+    /// repetition don't matter and one pass with no bookkeeping suffices.
+    fn check_message(&self, index: u32, bytes: &[u8], budget: u32) -> Result<(), Fail> {
         let Some(table) = self.messages.get(index as usize) else {
             return Ok(());
         };
@@ -556,12 +572,11 @@ impl JsonTranscoder {
                 skip_field(&mut reader, number, wire, budget).map_err(fail(number))?;
                 continue;
             };
-            let start = reader.pos;
-            check_occurrence(field, wire, &mut reader, budget).map_err(fail(number))?;
             if let Kind::Message(sub) = field.kind {
-                let encoded = bytes.get(start..reader.pos).unwrap_or_default();
-                let payload = stored_payload(encoded).map_err(fail(number))?;
-                self.validate(sub, payload, budget.saturating_sub(1))?;
+                let payload = message_payload(&mut reader, wire, budget).map_err(fail(number))?;
+                self.check_message(sub, payload, budget.saturating_sub(1))?;
+            } else {
+                check_occurrence(field, wire, &mut reader, budget).map_err(fail(number))?;
             }
         }
         Ok(())
@@ -703,24 +718,59 @@ fn message_payload<'a>(
 }
 
 /// Checks one occurrence of a known field and moves past it; nested messages
-/// are only delimited here (the caller validates or transcodes them).
+/// are only delimited here (the caller validates or transcodes them). Values
+/// are skipped rather than decoded: this is all `validate` does per field.
+#[inline]
 fn check_occurrence(
     field: &FieldEntry,
     wire: u8,
     reader: &mut Reader<'_>,
     budget: u32,
 ) -> Result<(), WireProblem> {
-    match field.kind {
-        Kind::Message(_) => message_payload(reader, wire, budget).map(|_| ()),
-        kind if field.repeated && kind.packable() && wire == WIRE_LEN => {
-            let mut packed = Reader::new(reader.len_delimited()?);
-            while !packed.at_end() {
-                read_scalar(kind, kind.wire_type(), &mut packed)?;
-            }
-            Ok(())
+    let kind = field.kind;
+    let expected = kind.wire_type();
+    if wire == expected {
+        match kind {
+            Kind::Message(_) => message_payload(reader, wire, budget).map(|_| ()),
+            Kind::String => match is_utf8(reader.len_delimited()?) {
+                true => Ok(()),
+                false => Err(WireProblem::InvalidUtf8),
+            },
+            _ => match wire {
+                WIRE_VARINT => reader.varint().map(|_| ()),
+                WIRE_FIXED64 => reader.take(8).map(|_| ()),
+                WIRE_FIXED32 => reader.take(4).map(|_| ()),
+                _ => reader.len_delimited().map(|_| ()),
+            },
         }
-        kind => read_scalar(kind, wire, reader).map(|_| ()),
+    } else if field.repeated && kind.packable() && wire == WIRE_LEN {
+        let mut packed = Reader::new(reader.len_delimited()?);
+        while !packed.at_end() {
+            read_scalar(kind, expected, &mut packed)?;
+        }
+        Ok(())
+    } else {
+        Err(WireProblem::WrongWireType {
+            expected,
+            found: wire,
+        })
     }
+}
+
+/// `std::str::from_utf8(bytes).is_ok()`, answering short ASCII strings (most
+/// of them) 8 bytes at a time without the call.
+#[inline]
+fn is_utf8(bytes: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut seen = 0u64;
+    for chunk in &mut chunks {
+        seen |= <[u8; 8]>::try_from(chunk).map_or(HIGH, u64::from_le_bytes);
+    }
+    for &byte in chunks.remainder() {
+        seen |= u64::from(byte);
+    }
+    seen & HIGH == 0 || std::str::from_utf8(bytes).is_ok()
 }
 
 /// The payload of a stored length-delimited occurrence.

@@ -322,9 +322,17 @@ fn transcoder() -> &'static JsonTranscoder {
     JsonTranscoder::operation().expect("v1.Operation transcoder")
 }
 
+/// Also checks that `validate` accepts exactly what `write` accepts.
 fn transcode(t: &JsonTranscoder, bytes: &[u8]) -> Result<String, TranscodeError> {
     let mut out = b"prefix ".to_vec();
-    t.write(bytes, &mut out)?;
+    let written = t.write(bytes, &mut out);
+    let validated = t.validate(bytes);
+    assert_eq!(
+        validated.is_ok(),
+        written.is_ok(),
+        "validate and write disagree on {bytes:02x?}: validate {validated:?}, write {written:?}"
+    );
+    written?;
     assert!(out.starts_with(b"prefix "), "write must append");
     Ok(String::from_utf8(out.split_off(7)).expect("transcoder wrote invalid UTF-8"))
 }
@@ -339,13 +347,18 @@ where
     Some(serde_json::to_string(&message).map_err(|e| e.to_string()))
 }
 
-/// Transcoding must accept exactly what prost accepts and, where pbjson can
-/// serialize the result, write the same bytes.
+/// Transcoding (and validating) must accept exactly what prost accepts and,
+/// where pbjson can serialize the result, write the same bytes.
 fn assert_matches_reference<M>(t: &JsonTranscoder, bytes: &[u8]) -> bool
 where
     M: prost::Message + Default + serde::Serialize,
 {
     let ours = transcode(t, bytes);
+    assert_eq!(
+        t.validate(bytes).is_ok(),
+        M::decode(bytes).is_ok(),
+        "validate and prost disagree on {bytes:02x?}"
+    );
     match reference::<M>(bytes) {
         None => {
             assert!(
@@ -985,6 +998,106 @@ fn invalid_utf8_and_wrong_wire_types_are_errors() {
 }
 
 #[test]
+fn validate_checks_every_occurrence_like_prost() {
+    let t = transcoder();
+    let bad_prune = {
+        let mut prune = Vec::new();
+        put_len(&mut prune, 1, b"\xc3(");
+        prune
+    };
+    let good_prune = OperationPrune {
+        output: "x".into(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+
+    // A oneof member replaced by another member still had to decode.
+    let mut b = Vec::new();
+    put_len(&mut b, 103, &bad_prune);
+    put_len(&mut b, 100, &OperationBackup::default().encode_to_vec());
+    cases.push(("replaced oneof member", b));
+    // A singular message seen twice (the occurrences merge): both must be valid.
+    let mut b = Vec::new();
+    put_len(&mut b, 103, &bad_prune);
+    put_len(&mut b, 103, &good_prune);
+    cases.push(("first of two occurrences", b));
+    let mut b = Vec::new();
+    put_len(&mut b, 103, &good_prune);
+    put_len(&mut b, 103, &bad_prune);
+    cases.push(("second of two occurrences", b));
+    // A nested message whose length runs past its parent.
+    let mut b = Vec::new();
+    put_key(&mut b, 103, 2);
+    put_varint(&mut b, 9);
+    b.extend_from_slice(&good_prune);
+    cases.push(("nested length past the end", b));
+    // A nested message sent with the wrong wire type.
+    let mut b = Vec::new();
+    put_varint_field(&mut b, 103, 1);
+    cases.push(("message as varint", b));
+
+    for (what, bytes) in &cases {
+        assert!(
+            Operation::decode(&bytes[..]).is_err(),
+            "{what}: prost accepts"
+        );
+        let validated = t.validate(bytes).expect_err(what);
+        let written = transcode(t, bytes).expect_err(what);
+        // Both name the innermost message and field with the same problem.
+        assert_eq!(validated.to_string(), written.to_string(), "{what}");
+    }
+    assert_eq!(
+        t.validate(&cases[0].1).unwrap_err().to_string(),
+        "field 1 of v1.OperationPrune: string is not valid UTF-8"
+    );
+
+    // A packed run whose last value is cut off, in a message type with one.
+    let list = JsonTranscoder::new(crate::pb::DESCRIPTOR_SET, "types.Int64List").unwrap();
+    let mut b = Vec::new();
+    put_len(&mut b, 1, &[0x01, 0x80]);
+    assert!(Int64List::decode(&b[..]).is_err());
+    assert!(list.validate(&b).is_err());
+    let mut b = Vec::new();
+    put_len(&mut b, 1, &[0x01, 0x80, 0x01]);
+    assert!(Int64List::decode(&b[..]).is_ok());
+    assert!(list.validate(&b).is_ok());
+
+    // The operations GetOperations typically sends are all valid.
+    for op in typical_operations(500) {
+        let bytes = op.encode_to_vec();
+        assert!(t.validate(&bytes).is_ok(), "{op:?}");
+    }
+}
+
+#[test]
+fn utf8_check_agrees_with_std_at_every_offset() {
+    let inserts: [&[u8]; 6] = [
+        b"\xff",
+        b"\xc3",
+        b"\xc3\xa9",
+        b"\xe2\x82\xac",
+        b"\xed\xa0\x80",
+        b"\x7f",
+    ];
+    for len in 0..24 {
+        let plain = vec![b'a'; len];
+        assert!(is_utf8(&plain));
+        for at in 0..=len {
+            for insert in inserts {
+                let mut bytes = plain.clone();
+                bytes.splice(at..at, insert.iter().copied());
+                assert_eq!(
+                    is_utf8(&bytes),
+                    std::str::from_utf8(&bytes).is_ok(),
+                    "{bytes:02x?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn nesting_depth_is_bounded_like_prost() {
     let t = transcoder();
     // Unknown groups nested in each other: prost allows 100 levels.
@@ -1027,6 +1140,7 @@ fn nesting_depth_is_bounded_like_prost() {
             "}".repeat(depth)
         );
         let prost_ok = Node::decode(&b[..]).is_ok();
+        assert_eq!(node.validate(&b).is_ok(), prost_ok, "depth {depth}");
         match transcode(&node, &b) {
             Ok(json) => {
                 assert!(prost_ok, "depth {depth}: prost rejects, transcoder accepts");
@@ -1511,6 +1625,14 @@ fn speed_10k_operations() {
         }
         best = best.min(start.elapsed());
     }
+    let mut best_validate = std::time::Duration::MAX;
+    for _ in 0..30 {
+        let start = std::time::Instant::now();
+        for blob in &blobs {
+            t.validate(std::hint::black_box(blob)).unwrap();
+        }
+        best_validate = best_validate.min(start.elapsed());
+    }
     let mut reference = Vec::new();
     let mut best_pbjson = std::time::Duration::MAX;
     for _ in 0..5 {
@@ -1526,11 +1648,13 @@ fn speed_10k_operations() {
     assert_eq!(out, reference);
     let mb = out.len() as f64 / 1e6;
     println!(
-        "transcode 10k operations: {:.2} MB protobuf -> {:.2} MB JSON in {:.2} ms ({:.0} MB/s JSON out); prost+pbjson: {:.2} ms",
+        "transcode 10k operations: {:.2} MB protobuf -> {:.2} MB JSON in {:.2} ms ({:.0} MB/s JSON out); prost+pbjson: {:.2} ms; validate only: {:.2} ms ({:.0} MB/s protobuf in)",
         input as f64 / 1e6,
         mb,
         best.as_secs_f64() * 1e3,
         mb / best.as_secs_f64(),
         best_pbjson.as_secs_f64() * 1e3,
+        best_validate.as_secs_f64() * 1e3,
+        input as f64 / 1e6 / best_validate.as_secs_f64(),
     );
 }
