@@ -57,34 +57,29 @@ const JSON_OPS_PER_THREAD_MIN: usize = 1000;
 /// (the slow path then reports it).
 fn proto(ops: &EncodedOperations) -> Option<Vec<u8>> {
     let transcoder = JsonTranscoder::operation();
-    let write = |part: &[(i64, &[u8])]| -> Option<Vec<u8>> {
-        let size: usize = part.iter().map(|(_, blob)| blob.len() + 6).sum();
-        let mut out = Vec::with_capacity(size);
-        for (_, blob) in part {
-            // The bytes go out as they are, so check them as a decoder
-            // would: validating walks every nested field and string without
-            // writing anything.
-            let valid = match transcoder {
-                Some(t) => t.validate(blob).is_ok(),
-                None => well_formed(blob),
-            };
-            if !valid {
-                return None;
-            }
-            encode_key(1, WireType::LengthDelimited, &mut out);
-            encode_varint(blob.len() as u64, &mut out);
+    let all: Vec<(i64, &[u8])> = ops.iter().collect();
+    let layout = Layout {
+        head: b"",
+        separator: b"",
+        tail: b"",
+        // Tag (1 byte) and length (at most 5) before each operation.
+        size: |blob| blob.len() + 6,
+    };
+    build(&all, PROTO_OPS_PER_THREAD_MIN, layout, |_, blob, out| {
+        // The bytes go out as they are, so check them as a decoder would:
+        // validating walks every nested field and string without writing
+        // anything.
+        let valid = match transcoder {
+            Some(t) => t.validate(blob).is_ok(),
+            None => well_formed(blob),
+        };
+        if valid {
+            encode_key(1, WireType::LengthDelimited, out);
+            encode_varint(blob.len() as u64, out);
             out.extend_from_slice(blob);
         }
-        Some(out)
-    };
-    let all: Vec<(i64, &[u8])> = ops.iter().collect();
-    match in_parts(&all, PROTO_OPS_PER_THREAD_MIN, write) {
-        None => write(&all),
-        Some(parts) => {
-            let parts = parts.into_iter().collect::<Option<Vec<_>>>()?;
-            Some(parts.concat())
-        }
-    }
+        valid
+    })
 }
 
 /// The JSON `OperationList`, as pbjson writes it: `{}` when empty, else
@@ -95,37 +90,83 @@ fn json(ops: &EncodedOperations) -> Option<Vec<u8>> {
         return Some(b"{}".to_vec());
     }
     let transcoder = JsonTranscoder::operation()?;
-    let write = |part: &[(i64, &[u8])]| -> Option<Vec<u8>> {
-        // JSON is about twice the size of protobuf.
-        let size: usize = part.iter().map(|(_, blob)| blob.len() * 2 + 16).sum();
-        let mut out = Vec::with_capacity(size);
-        for (i, (id, blob)) in part.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            if let Err(e) = transcoder.write(blob, &mut out) {
+    let all: Vec<(i64, &[u8])> = ops.iter().collect();
+    let layout = Layout {
+        head: b"{\"operations\":[",
+        separator: b",",
+        tail: b"]}",
+        // JSON comes out a little over twice the size of the protobuf.
+        size: |blob| blob.len() * 5 / 2 + 16,
+    };
+    build(
+        &all,
+        JSON_OPS_PER_THREAD_MIN,
+        layout,
+        |id, blob, out| match transcoder.write(blob, out) {
+            Ok(()) => true,
+            Err(e) => {
                 tracing::debug!(
                     "operation {id}: JSON straight from its bytes failed ({e}); decoding instead"
                 );
+                false
+            }
+        },
+    )
+}
+
+/// How a body frames its operations.
+struct Layout {
+    head: &'static [u8],
+    separator: &'static [u8],
+    tail: &'static [u8],
+    /// A generous guess of the bytes one operation takes.
+    size: fn(&[u8]) -> usize,
+}
+
+/// Writes `head`, the operations (`item` appends one and says whether it
+/// could), separated, then `tail`. Long lists are written in parts on
+/// several threads; the first part's buffer is sized for the whole body
+/// up front, so joining copies only the other parts and a body of many
+/// megabytes is not copied whole once more. `None` if `item` refused one.
+fn build<I>(all: &[(i64, &[u8])], per_thread_min: usize, layout: Layout, item: I) -> Option<Vec<u8>>
+where
+    I: Fn(i64, &[u8], &mut Vec<u8>) -> bool + Sync,
+{
+    let guess = |part: &[(i64, &[u8])]| -> usize {
+        part.iter()
+            .map(|&(_, blob)| (layout.size)(blob) + layout.separator.len())
+            .sum()
+    };
+    // Where the first part starts (an address, so the closure stays Sync).
+    let first = all.as_ptr() as usize;
+    let whole = guess(all) + layout.head.len() + layout.tail.len();
+    let write = |part: &[(i64, &[u8])]| -> Option<Vec<u8>> {
+        let is_first = part.as_ptr() as usize == first;
+        let mut out = Vec::with_capacity(if is_first { whole } else { guess(part) });
+        if is_first {
+            out.extend_from_slice(layout.head);
+        }
+        for (i, &(id, blob)) in part.iter().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(layout.separator);
+            }
+            if !item(id, blob, &mut out) {
                 return None;
             }
         }
         Some(out)
     };
-    let all: Vec<(i64, &[u8])> = ops.iter().collect();
-    let parts = match in_parts(&all, JSON_OPS_PER_THREAD_MIN, write) {
-        None => vec![write(&all)?],
+    let parts = match in_parts(all, per_thread_min, &write) {
+        None => vec![write(all)?],
         Some(parts) => parts.into_iter().collect::<Option<Vec<_>>>()?,
     };
-    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum::<usize>() + 20);
-    out.extend_from_slice(b"{\"operations\":[");
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(part);
+    let mut parts = parts.into_iter();
+    let mut out = parts.next()?;
+    for part in parts {
+        out.extend_from_slice(layout.separator);
+        out.extend_from_slice(&part);
     }
-    out.extend_from_slice(b"]}");
+    out.extend_from_slice(layout.tail);
     Some(out)
 }
 
