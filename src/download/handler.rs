@@ -1,10 +1,12 @@
 //! `GET /download/<token>/[<path>]`: serves what a download link grants.
 //!
 //! The token names an operation and a path inside its restore target (see
-//! `token`). An empty `<path>` (the URL `GetDownloadURL` returns, and the
-//! only one Backrest's UI opens) fetches that path; a non-empty one picks
-//! something below it, so one directory link also serves each file in it. A
-//! file is sent as it is, a directory as a `.tar.gz` made on the fly.
+//! `token`), or, for a link of type `"snapshot"`, an index-snapshot operation
+//! and a path inside that snapshot (served by `snapshot`). An empty `<path>`
+//! (the URL `GetDownloadURL` returns, and the only one Backrest's UI opens)
+//! fetches that path; a non-empty one picks something below it, so one
+//! directory link also serves each file in it. A restored file is sent as it
+//! is, a restored directory as a `.tar.gz` made on the fly.
 //!
 //! Refusals are short plain text: 403 for a bad or expired token or a path
 //! whose links lead out of the target, 400 for a malformed path (`..`, an
@@ -27,6 +29,7 @@ use tokio::io::AsyncReadExt;
 
 use super::archive::{open_regular, tar_gz_stream};
 use super::resolve::{ResolveError, relative_path, resolve_inside};
+use super::snapshot::{self, check_snapshot_path};
 use crate::pb::v1::operation::Op;
 use crate::server::AppState;
 
@@ -92,6 +95,9 @@ async fn download(State(state): State<AppState>, uri: Uri) -> Response {
             "the path in this link is not valid (bad percent-encoding, NUL or not UTF-8)",
         );
     };
+    if link.kind == "snapshot" {
+        return snapshot_download(&state, link.op_id, &link.file_path, &rest).await;
+    }
     // (Joining an empty path would add a trailing slash, which a file fails.)
     let rel = match relative_path(&link.file_path).and_then(|base| {
         let below = relative_path(&rest)?;
@@ -147,6 +153,28 @@ async fn download(State(state): State<AppState>, uri: Uri) -> Response {
         Found::File { file, len, name } => file_response(file, len, &name),
         Found::Dir { path, name } => dir_response(path, &name),
     }
+}
+
+/// A `"snapshot"` link: `file_path` is absolute inside the snapshot, and
+/// `rest` (relative, like below a restore link) picks something inside it.
+async fn snapshot_download(state: &AppState, op_id: i64, file_path: &str, rest: &str) -> Response {
+    let below = match relative_path(rest) {
+        Ok(below) => below,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let path = if below.as_os_str().is_empty() {
+        file_path.to_string()
+    } else {
+        format!(
+            "{}/{}",
+            file_path.trim_end_matches('/'),
+            below.to_string_lossy()
+        )
+    };
+    if let Err(e) = check_snapshot_path(&path) {
+        return refuse(StatusCode::BAD_REQUEST, e.to_string());
+    }
+    snapshot::serve(state, op_id, &path).await
 }
 
 enum Found {

@@ -28,7 +28,7 @@ pub const TIME_OFFSET_ENV: &str = "BACKREST_RS_TEST_TIME_OFFSET_SECS";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkPayload {
     pub op_id: i64,
-    /// `"restore"` (Backrest also has `"snapshot"`).
+    /// `"restore"` or `"snapshot"` (as Backrest).
     #[serde(rename = "type")]
     pub kind: String,
     pub file_path: String,

@@ -2,12 +2,14 @@
 //!
 //! * `version` — which restic this is and what it can do (0.14 – 0.19);
 //! * `process` — process groups, line streaming, SIGINT-then-SIGKILL cancel;
+//! * `dump` — `restic dump` streamed as bytes (snapshot downloads);
 //! * `env` — Backrest's environment/flag conventions;
 //! * `output` — typed JSON output of every command we parse;
 //! * `error` — failures classified, with restic's own words and a hint;
 //! * `repo` — one repository's commands (init, backup, snapshots, forget, …);
 //! * `sftp` — sftp repositories on restic without `-o sftp.args` (< 0.16.1).
 
+pub mod dump;
 pub mod env;
 pub mod error;
 pub mod output;

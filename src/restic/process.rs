@@ -199,7 +199,15 @@ pub async fn run_collect(
     Ok((exit, stdout, combined))
 }
 
-fn signal_group(pid: i32, sig: i32) {
+/// Starts `inv` (own process group, piped stdout/stderr, killed on drop) for
+/// a caller that reads its output as bytes itself, e.g. `restic dump`
+/// streamed into an HTTP response.
+pub fn spawn(inv: &Invocation) -> std::io::Result<tokio::process::Child> {
+    inv.command().spawn()
+}
+
+/// Sends `sig` to the process group led by `pid` (as made by [`spawn`]/[`run`]).
+pub fn signal_group(pid: i32, sig: i32) {
     // SAFETY: kill(2) with a negative pid signals the process group we created.
     unsafe {
         libc::kill(-pid, sig);

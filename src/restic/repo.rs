@@ -487,6 +487,26 @@ impl RepoClient {
         Ok(nodes)
     }
 
+    /// Starts `restic dump --archive tar <snapshot> <path>` (read-only, so
+    /// `--no-lock` like `ls`): a file comes out as its bytes, a folder as a
+    /// tar of everything below it. Needs restic ≥ 0.12 for `--archive`.
+    pub fn dump_tar(&self, snapshot: &str, path: &str) -> Result<super::dump::Dump, ResticError> {
+        let args = ["dump", "--no-lock", "--archive", "tar", snapshot, path];
+        let inv = self.invocation(&args, vec![]);
+        if !self.restic.supports(Feature::DumpArchive) {
+            return Err(ResticError::new(
+                ErrorKind::Failed,
+                &inv.display(),
+                None,
+                &self.restic.lacks(
+                    Feature::DumpArchive,
+                    "downloading from a snapshot (`dump --archive`)",
+                ),
+            ));
+        }
+        super::dump::Dump::start(&inv)
+    }
+
     /// `restic restore`. With restic ≥ 0.16 progress lines reach `on_line`.
     pub async fn restore(
         &self,

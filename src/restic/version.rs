@@ -48,6 +48,8 @@ impl fmt::Display for Version {
 /// Behaviour that changed across the restic versions we support (0.14 – 0.19).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Feature {
+    /// `dump --archive tar|zip` (0.12.0); before, `dump` of a folder wrote tar only.
+    DumpArchive,
     /// `backup --json` summary carries the full 64-character snapshot id (0.15.0).
     FullSnapshotIdInSummary,
     /// `init --json` prints JSON with the repository id (0.15.0).
@@ -79,6 +81,7 @@ pub enum Feature {
 impl Feature {
     pub fn since(self) -> Version {
         match self {
+            Feature::DumpArchive => Version(0, 12, 0),
             Feature::FullSnapshotIdInSummary | Feature::InitJson => Version(0, 15, 0),
             Feature::RestoreProgress | Feature::RestoreSubfolder | Feature::RetryLock => {
                 Version(0, 16, 0)
