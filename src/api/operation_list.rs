@@ -156,7 +156,7 @@ where
         }
         Some(out)
     };
-    let parts = match in_parts(all, per_thread_min, &write) {
+    let parts = match in_parts(all, per_thread_min, write) {
         None => vec![write(all)?],
         Some(parts) => parts.into_iter().collect::<Option<Vec<_>>>()?,
     };
