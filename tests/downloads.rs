@@ -5,7 +5,11 @@
 //! (`..`, `%2e%2e`, absolute paths, NUL, links out) and forged tokens are
 //! refused; the RPC needs a login when auth is on but the link does not; a
 //! link survives a restart and expires 24 hours after issue (checked by
-//! restarting with the testing clock knob).
+//! restarting with the testing clock knob). Links to a snapshot's files
+//! (index-snapshot operations) stream `restic dump`: a file as it is, a
+//! folder as a tar; restic's errors come back before the headers, a restic
+//! that dies later truncates the transfer, and a client that leaves takes
+//! restic with it.
 
 mod common;
 
@@ -532,13 +536,15 @@ async fn links_only_for_successful_restores() {
         },
     )
     .await;
+    // An index operation gives snapshot links (see below), but for an
+    // absolute path inside the snapshot only.
     let err = download_url(&env.s, num(&index_op["id"]), "")
         .await
         .unwrap_err();
     assert_eq!(
         err,
-        (501, "unimplemented".to_string()),
-        "an index operation"
+        (400, "invalid_argument".to_string()),
+        "an index operation, no path"
     );
 
     // A restore that failed.
@@ -610,4 +616,250 @@ async fn links_only_for_successful_restores() {
     assert_eq!(g.status, 404, "{}", g.text());
     let err = download_url(&env.s, queued, "").await.unwrap_err();
     assert_eq!(err, (400, "failed_precondition".to_string()));
+}
+
+/// `restic dump` processes whose command line mentions `needle`.
+fn dump_pids(needle: &str) -> Vec<u32> {
+    let mut pids = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmd
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let state = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let zombie = state
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+        if !zombie && args.iter().any(|a| a == "dump") && args.iter().any(|a| a.contains(needle)) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// A tar as name → contents (regular files only; restic 0.14 writes no
+/// entry for the folder asked for itself).
+fn untar_plain(tar_bytes: &[u8]) -> BTreeMap<String, Vec<u8>> {
+    let mut ar = tar::Archive::new(tar_bytes);
+    let mut out = BTreeMap::new();
+    for e in ar.entries().expect("a tar archive") {
+        let mut e = e.expect("a complete tar entry");
+        if e.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        out.insert(name, data);
+    }
+    out
+}
+
+/// A token for `payload`, signed with the server's own download key: what
+/// a link to an operation GetDownloadURL refuses would look like.
+fn signed_token(s: &Server, payload: Value) -> String {
+    let key = std::fs::read(s.data_dir().join("download-secret")).unwrap();
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": payload.to_string(), "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(&key).unwrap(),
+    )
+    .unwrap()
+}
+
+const REPO_PASSWORD: &str = "dump-test-repo-password";
+
+#[tokio::test]
+async fn snapshot_files_and_folders_download_through_restic_dump() {
+    let s = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("snap");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("known.txt"), "known content\n").unwrap();
+    std::fs::write(src.join("sub/a.txt"), "first\n").unwrap();
+    std::fs::write(src.join("sub/b.txt"), noise(5, 40_000)).unwrap();
+    std::fs::write(src.join("crème brûlée.txt"), "dessert\n").unwrap();
+    // Several times what the server holds back, and more than the pipes
+    // and socket buffers between restic and a client that stops reading.
+    let big = noise(11, 24 << 20);
+    std::fs::write(src.join("big.bin"), &big).unwrap();
+    set_instance(&s, "snapshot-downloads").await;
+    let mut cfg = add_repo(&s, "r1", &tmp.path().join("repo"), REPO_PASSWORD).await;
+    cfg["plans"] = json!([{"id": "p1", "repo": "r1", "paths": [src]}]);
+    ok_json(&s, "/v1.Backrest/SetConfig", cfg).await;
+    ok_json(&s, "/v1.Backrest/Backup", json!({"value": "p1"})).await;
+    let index_op = wait_for(
+        &s,
+        "an index operation",
+        Duration::from_secs(60),
+        async || {
+            ops(&s, json!({"repoId": "r1"}))
+                .await
+                .into_iter()
+                .find(|o| o.get("operationIndexSnapshot").is_some())
+        },
+    )
+    .await;
+    let index_id = num(&index_op["id"]);
+    let in_snap = |p: &str| format!("{}/{p}", src.display());
+
+    // A file: its bytes, named after it, with its length (it fits in what
+    // the server holds back).
+    let url = download_url(&s, index_id, &in_snap("known.txt"))
+        .await
+        .unwrap();
+    let g = get(&s, &link_path(&url)).await;
+    assert_eq!(g.status, 200, "{}", g.text());
+    assert_eq!(g.body, b"known content\n");
+    assert_eq!(
+        g.header("content-disposition"),
+        "attachment; filename=\"known.txt\""
+    );
+    assert_eq!(g.header("content-type"), "application/octet-stream");
+    assert_eq!(g.header("content-length"), "14");
+    assert_download_headers(&g, "snapshot file");
+
+    // A name that is not ASCII keeps its spelling in filename*.
+    let url = download_url(&s, index_id, &in_snap("crème brûlée.txt"))
+        .await
+        .unwrap();
+    let g = get(&s, &link_path(&url)).await;
+    assert_eq!((g.status, g.body.as_slice()), (200, &b"dessert\n"[..]));
+    assert_eq!(
+        g.header("content-disposition"),
+        "attachment; filename=\"cr_me br_l_e.txt\"; \
+         filename*=UTF-8''cr%C3%A8me%20br%C3%BBl%C3%A9e.txt"
+    );
+
+    // A big file, streamed past the held-back part.
+    let url = download_url(&s, index_id, &in_snap("big.bin"))
+        .await
+        .unwrap();
+    let big_link = link_path(&url);
+    let g = get(&s, &big_link).await;
+    assert_eq!(g.status, 200, "{}", g.text());
+    assert!(g.body == big, "big.bin differs ({} bytes)", g.body.len());
+    assert_eq!(g.header("content-type"), "application/octet-stream");
+
+    // A folder: a tar (restic's, with the snapshot's full paths) named .tar.
+    let url = download_url(&s, index_id, &in_snap("sub")).await.unwrap();
+    let sub_link = link_path(&url);
+    let g = get(&s, &sub_link).await;
+    assert_eq!(g.status, 200, "{}", g.text());
+    assert_eq!(g.header("content-type"), "application/x-tar");
+    assert_eq!(
+        g.header("content-disposition"),
+        "attachment; filename=\"sub.tar\""
+    );
+    let prefix = in_snap("sub/");
+    let prefix = prefix.trim_start_matches('/');
+    assert_eq!(
+        untar_plain(&g.body),
+        BTreeMap::from([
+            (format!("{prefix}a.txt"), b"first\n".to_vec()),
+            (format!("{prefix}b.txt"), noise(5, 40_000)),
+        ])
+    );
+    // Below a folder link: one file of it.
+    let g = get(&s, &format!("{sub_link}a.txt")).await;
+    assert_eq!((g.status, g.body.as_slice()), (200, &b"first\n"[..]));
+    assert_refused(
+        raw_get(&s, &format!("{sub_link}../known.txt")),
+        400,
+        "dot-dot",
+    );
+
+    // Not in the snapshot: restic's own words, before any header.
+    let url = download_url(&s, index_id, &in_snap("missing.txt"))
+        .await
+        .unwrap();
+    let g = get(&s, &link_path(&url)).await;
+    assert_eq!(g.status, 404, "{}", g.text());
+    assert!(g.text().contains("not found in snapshot"), "{}", g.text());
+    assert!(!g.text().contains(REPO_PASSWORD), "{}", g.text());
+
+    // Paths GetDownloadURL refuses.
+    for path in ["", "snap/known.txt", "/a/../known.txt", "/a\0b"] {
+        let err = download_url(&s, index_id, path).await.unwrap_err();
+        assert_eq!(err, (400, "invalid_argument".into()), "{path:?}");
+    }
+    // Operations that are not snapshots, and ones that do not exist.
+    let backup_op = ops(&s, json!({"planId": "p1"}))
+        .await
+        .into_iter()
+        .find(|o| o.get("operationBackup").is_some())
+        .expect("a backup operation");
+    let backup_id = num(&backup_op["id"]);
+    let err = download_url(&s, backup_id, &in_snap("known.txt"))
+        .await
+        .unwrap_err();
+    assert_eq!(err, (400, "invalid_argument".into()), "a backup operation");
+    let err = download_url(&s, 999_999, &in_snap("known.txt"))
+        .await
+        .unwrap_err();
+    assert_eq!(err, (404, "not_found".into()));
+    // A genuine snapshot link naming a backup operation, or one that is
+    // gone: 404, as Backrest.
+    for (op_id, what) in [(backup_id, "a backup operation"), (999_999, "no operation")] {
+        let t = signed_token(
+            &s,
+            json!({"op_id": op_id, "type": "snapshot", "file_path": in_snap("known.txt")}),
+        );
+        let got = raw_get(&s, &format!("/download/{t}/"));
+        assert_refused(got.clone(), 404, what);
+    }
+    let g = get(&s, "/download/not-a-token/").await;
+    assert_eq!(g.status, 403, "{}", g.text());
+
+    // A client that leaves half way takes restic with it.
+    let needle = in_snap("big.bin");
+    let mut resp = client().get(s.url(&big_link)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.chunk().await.unwrap().is_some());
+    assert!(!dump_pids(&needle).is_empty(), "restic dump is running");
+    drop(resp);
+    wait_for(
+        &s,
+        "restic dump to be stopped",
+        Duration::from_secs(10),
+        async || dump_pids(&needle).is_empty().then_some(()),
+    )
+    .await;
+
+    // restic dying after the headers went out: the transfer breaks, it
+    // does not end as a short "complete" file.
+    let mut resp = client().get(s.url(&big_link)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut got = resp.chunk().await.unwrap().expect("a first piece").len();
+    let pids = dump_pids(&needle);
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pids[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let ended = loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => got += c.len(),
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    assert!(
+        ended.is_err(),
+        "the transfer ended normally after {got} of {} bytes",
+        big.len()
+    );
+    assert!(got < big.len(), "{got} bytes");
 }
