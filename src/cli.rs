@@ -72,10 +72,10 @@ where
         };
         match name.as_str() {
             "version" | "help" | "h" => {
-                if let Some(v) = &inline {
-                    if !matches!(v.as_str(), "true" | "1" | "false" | "0") {
-                        return Err(format!("invalid boolean value {v:?} for -{name}"));
-                    }
+                if let Some(v) = &inline
+                    && !matches!(v.as_str(), "true" | "1" | "false" | "0")
+                {
+                    return Err(format!("invalid boolean value {v:?} for -{name}"));
                 }
                 flags.push((name, inline));
             }

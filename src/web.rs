@@ -91,12 +91,11 @@ async fn serve_from(dir: &Path, rel: &str, headers: &HeaderMap) -> Response {
     let mime = mime_guess::from_path(&path)
         .first_or_octet_stream()
         .to_string();
-    if let Ok(meta) = tokio::fs::metadata(&path).await {
-        if meta.is_file() {
-            if let Ok(bytes) = tokio::fs::read(&path).await {
-                return file_response(&mime, bytes, false);
-            }
-        }
+    if let Ok(meta) = tokio::fs::metadata(&path).await
+        && meta.is_file()
+        && let Ok(bytes) = tokio::fs::read(&path).await
+    {
+        return file_response(&mime, bytes, false);
     }
     let mut gz = path.clone().into_os_string();
     gz.push(".gz");

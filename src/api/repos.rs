@@ -117,17 +117,16 @@ pub async fn add_repo(
             })
             .await?;
     }
-    if !saved.instance.is_empty() {
-        if let Err(e) = state
+    if !saved.instance.is_empty()
+        && let Err(e) = state
             .orchestrator
             .schedule_now(
                 Task::oneoff(TaskKind::IndexSnapshots, &repo.id),
                 priority::INTERACTIVE | priority::INDEX_SNAPSHOTS,
             )
             .await
-        {
-            tracing::warn!("cannot index snapshots of {}: {e}", repo.id);
-        }
+    {
+        tracing::warn!("cannot index snapshots of {}: {e}", repo.id);
     }
     Ok(sanitize_for_network(&saved))
 }

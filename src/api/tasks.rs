@@ -219,7 +219,7 @@ pub async fn run_command(
                 && o.unix_time_start_ms > cutoff
         })
         .map(|o| o.flow_id)
-        .last()
+        .next_back()
         .unwrap_or(0);
     let task = Task::oneoff(
         TaskKind::RunCommand {

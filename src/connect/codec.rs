@@ -214,10 +214,8 @@ pub fn decode_json<T: RpcMessage>(body: &[u8], what: &str) -> Result<T, ConnectE
             // `5e0`). Report the original error if that fails too.
             if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) {
                 let changed = strip_nulls(&mut value) | integral_floats_to_ints(&mut value);
-                if changed {
-                    if let Ok(v) = serde_json::from_value::<T>(value) {
-                        return Ok(v);
-                    }
+                if changed && let Ok(v) = serde_json::from_value::<T>(value) {
+                    return Ok(v);
                 }
             }
             Err(ConnectError::invalid_argument(format!(

@@ -62,8 +62,14 @@ impl StreamDecoder {
     pub fn push(&mut self, chunk: &[u8]) {
         self.buf.extend_from_slice(chunk);
     }
+}
 
-    pub fn next(&mut self) -> Option<Envelope> {
+/// Yields the envelopes complete so far. `None` means "need more bytes", not
+/// the end: after another `push` the decoder yields again (it is not fused).
+impl Iterator for StreamDecoder {
+    type Item = Envelope;
+
+    fn next(&mut self) -> Option<Envelope> {
         if self.buf.len() < 5 {
             return None;
         }

@@ -69,10 +69,6 @@ impl Code {
         }
     }
 
-    pub fn from_str(s: &str) -> Option<Code> {
-        Code::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-
     pub fn http_status(self) -> StatusCode {
         let n = match self {
             Code::Canceled => 499,
@@ -93,6 +89,30 @@ impl Code {
             Code::Unauthenticated => 401,
         };
         StatusCode::from_u16(n).expect("valid status")
+    }
+}
+
+/// A name that is not one of the sixteen Connect codes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownCode(pub String);
+
+impl fmt::Display for UnknownCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown Connect error code {:?}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownCode {}
+
+/// Parses a wire name such as `not_found`.
+impl std::str::FromStr for Code {
+    type Err = UnknownCode;
+
+    fn from_str(s: &str) -> Result<Code, UnknownCode> {
+        Code::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| UnknownCode(s.to_string()))
     }
 }
 
@@ -187,7 +207,7 @@ impl ConnectError {
 
     /// Parses a Connect error body (used by tests and clients).
     pub fn from_json(v: &serde_json::Value) -> Option<Self> {
-        let code = Code::from_str(v.get("code")?.as_str()?)?;
+        let code = v.get("code")?.as_str()?.parse::<Code>().ok()?;
         let message = v
             .get("message")
             .and_then(|m| m.as_str())
@@ -244,7 +264,7 @@ mod tests {
         ];
         assert_eq!(table.len(), Code::ALL.len());
         for (name, status) in table {
-            let code = Code::from_str(name).expect(name);
+            let code = name.parse::<Code>().expect(name);
             assert_eq!(code.as_str(), name);
             assert_eq!(code.http_status().as_u16(), status, "{name}");
         }

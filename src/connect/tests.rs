@@ -67,7 +67,7 @@ impl Echo for EchoImpl {
         req: StringValue,
     ) -> Result<StringValue, ConnectError> {
         Err(ConnectError::new(
-            super::Code::from_str(&req.value).unwrap(),
+            req.value.parse::<super::Code>().unwrap(),
             "failed on purpose: ünïcode",
         ))
     }

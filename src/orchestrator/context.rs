@@ -44,10 +44,10 @@ impl TaskLog {
 
     pub async fn close(&self) {
         let w = self.0.locked().take();
-        if let Some(w) = w {
-            if let Err(e) = w.close().await {
-                tracing::warn!("closing task log: {e}");
-            }
+        if let Some(w) = w
+            && let Err(e) = w.close().await
+        {
+            tracing::warn!("closing task log: {e}");
         }
     }
 }

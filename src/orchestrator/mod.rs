@@ -187,22 +187,21 @@ impl Orchestrator {
             let restic = me.restic();
             let cfg = me.config();
             for id in repo_ids {
-                if let (Ok(restic), Some(repo)) = (&restic, cfg.repos.iter().find(|r| r.id == id)) {
-                    if let Ok(client) = crate::restic::RepoClient::new(restic.clone(), repo.clone())
+                if let (Ok(restic), Some(repo)) = (&restic, cfg.repos.iter().find(|r| r.id == id))
+                    && let Ok(client) = crate::restic::RepoClient::new(restic.clone(), repo.clone())
+                {
+                    match client
+                        .unlock(
+                            &CancellationToken::new(),
+                            &mut crate::restic::repo::discard(),
+                        )
+                        .await
                     {
-                        match client
-                            .unlock(
-                                &CancellationToken::new(),
-                                &mut crate::restic::repo::discard(),
-                            )
-                            .await
-                        {
-                            Ok(()) => tracing::info!(
-                                "ran `restic unlock` on repo {id} after an unclean stop (stale locks only)"
-                            ),
-                            Err(e) => tracing::warn!(
-                                "could not unlock repo {id} after an unclean stop: {e}"
-                            ),
+                        Ok(()) => tracing::info!(
+                            "ran `restic unlock` on repo {id} after an unclean stop (stale locks only)"
+                        ),
+                        Err(e) => {
+                            tracing::warn!("could not unlock repo {id} after an unclean stop: {e}")
                         }
                     }
                 }
@@ -242,10 +241,10 @@ impl Orchestrator {
             (s.queue.remove_scheduled(), s.generation)
         };
         let ids: Vec<i64> = dropped.iter().filter_map(|e| e.op_id).collect();
-        if !ids.is_empty() {
-            if let Err(e) = self.0.oplog.delete(&ids).await {
-                tracing::warn!("removing re-planned pending operations: {e}");
-            }
+        if !ids.is_empty()
+            && let Err(e) = self.0.oplog.delete(&ids).await
+        {
+            tracing::warn!("removing re-planned pending operations: {e}");
         }
         let mut recurring = vec![(
             Task {
@@ -547,17 +546,17 @@ impl Orchestrator {
         } else {
             "the server is shutting down; the operation did not start"
         };
-        if let Some(id) = op_id {
-            if let Ok(Some(mut op)) = self.0.oplog.get(id).await {
-                op.status = if by_user {
-                    OperationStatus::StatusUserCancelled
-                } else {
-                    OperationStatus::StatusError
-                } as i32;
-                op.unix_time_end_ms = Utc::now().timestamp_millis();
-                op.display_message = msg.into();
-                let _ = self.0.oplog.update(vec![op]).await;
-            }
+        if let Some(id) = op_id
+            && let Ok(Some(mut op)) = self.0.oplog.get(id).await
+        {
+            op.status = if by_user {
+                OperationStatus::StatusUserCancelled
+            } else {
+                OperationStatus::StatusError
+            } as i32;
+            op.unix_time_end_ms = Utc::now().timestamp_millis();
+            op.display_message = msg.into();
+            let _ = self.0.oplog.update(vec![op]).await;
         }
         Outcome::Cancelled(msg.into())
     }
@@ -726,13 +725,13 @@ impl Orchestrator {
                 }
             }
             let current = self.0.sched.locked().generation;
-            if task.scheduled && generation == current {
-                if let Err(e) = self
+            if task.scheduled
+                && generation == current
+                && let Err(e) = self
                     .schedule_next(task.clone(), prio, generation, &cfg, true)
                     .await
-                {
-                    tracing::warn!("cannot schedule the next {}: {e}", task.name());
-                }
+            {
+                tracing::warn!("cannot schedule the next {}: {e}", task.name());
             }
         }
         for w in waiters {
@@ -822,13 +821,13 @@ impl Orchestrator {
         }
         // Every failure fires ANY_ERROR (and the kind's own error event),
         // unless the task already ran its error hooks or was stopped.
-        if let Err(e) = &result {
-            if !ctx.error_hooks_done {
-                let mut events = vec![hook::Condition::AnyError];
-                events.extend(crate::hooks::engine::error_condition(&task.kind));
-                let extra = crate::hooks::engine::Extra::error(&e.0);
-                tasks::error_hooks(&mut ctx, &events, extra, e.clone()).await;
-            }
+        if let Err(e) = &result
+            && !ctx.error_hooks_done
+        {
+            let mut events = vec![hook::Condition::AnyError];
+            events.extend(crate::hooks::engine::error_condition(&task.kind));
+            let extra = crate::hooks::engine::Extra::error(&e.0);
+            tasks::error_hooks(&mut ctx, &events, extra, e.clone()).await;
         }
         // A hook asked for a retry: back to PENDING, run again later (only
         // while the config is the one the task was queued under).

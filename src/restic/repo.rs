@@ -523,33 +523,33 @@ impl RepoClient {
             args.push("--json".into());
         }
         let path = path.trim_end_matches('/');
-        let per_call;
-        if self.restic.supports(Feature::RestoreSubfolder) && !path.is_empty() && path != "/" {
-            // Restore the folder's content into the target, as Backrest does.
-            let (dir, base) = match path.rsplit_once('/') {
-                Some((d, b)) => (if d.is_empty() { "/" } else { d }, b),
-                None => ("/", path),
-            };
-            args.push(format!("{snapshot}:{dir}"));
-            per_call = vec![
-                "--target".into(),
-                target.into(),
-                "--include".into(),
-                format!("/{base}"),
-            ];
-        } else {
-            args.push(snapshot.into());
-            per_call = if path.is_empty() || path == "/" {
-                vec!["--target".into(), target.into()]
-            } else {
+        let per_call =
+            if self.restic.supports(Feature::RestoreSubfolder) && !path.is_empty() && path != "/" {
+                // Restore the folder's content into the target, as Backrest does.
+                let (dir, base) = match path.rsplit_once('/') {
+                    Some((d, b)) => (if d.is_empty() { "/" } else { d }, b),
+                    None => ("/", path),
+                };
+                args.push(format!("{snapshot}:{dir}"));
                 vec![
                     "--target".into(),
                     target.into(),
                     "--include".into(),
-                    path.into(),
+                    format!("/{base}"),
                 ]
+            } else {
+                args.push(snapshot.into());
+                if path.is_empty() || path == "/" {
+                    vec!["--target".into(), target.into()]
+                } else {
+                    vec![
+                        "--target".into(),
+                        target.into(),
+                        "--include".into(),
+                        path.into(),
+                    ]
+                }
             };
-        }
         let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut inv = self.invocation(&arg_refs, per_call);
         inv.env.push(("RESTIC_PROGRESS_FPS".into(), "2".into()));

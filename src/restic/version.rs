@@ -9,17 +9,17 @@ impl Version {
     /// Parses `restic 0.14.0 compiled with go1.19.8 on linux/amd64` (or the
     /// JSON of `restic version --json` from 0.17 on).
     pub fn parse_output(out: &str) -> Option<Version> {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(out.trim()) {
-            if let Some(s) = v.get("version").and_then(|v| v.as_str()) {
-                return Version::parse(s);
-            }
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(out.trim())
+            && let Some(s) = v.get("version").and_then(|v| v.as_str())
+        {
+            return Version::parse(s);
         }
         let mut words = out.split_whitespace();
         while let Some(w) = words.next() {
-            if w == "restic" {
-                if let Some(v) = words.next().and_then(Version::parse) {
-                    return Some(v);
-                }
+            if w == "restic"
+                && let Some(v) = words.next().and_then(Version::parse)
+            {
+                return Some(v);
             }
         }
         None

@@ -107,19 +107,17 @@ pub async fn run(ctx: &mut TaskContext, plan_id: &str, dry_run: bool) -> Result<
     }));
     let saver = spawn_saver(ctx, progress.clone());
     let mut result = run_restic_backup(&client, &args, ctx, &mut sink, &progress).await;
-    if parent_from_index {
-        if let (Err(e), Some(p)) = (&result, &args.parent) {
-            // Someone else removed the indexed parent (another client's
-            // forget): restic refuses an unknown --parent before reading any
-            // file, so ask restic for the real parent and run again.
-            if e.to_string().contains(&format!("invalid id \"{p}\"")) {
-                ctx.log.line(&format!(
+    if parent_from_index && let (Err(e), Some(p)) = (&result, &args.parent) {
+        // Someone else removed the indexed parent (another client's
+        // forget): restic refuses an unknown --parent before reading any
+        // file, so ask restic for the real parent and run again.
+        if e.to_string().contains(&format!("invalid id \"{p}\"")) {
+            ctx.log.line(&format!(
                     "parent snapshot {p} from the index no longer exists; looking it up in the repository"
                 ));
-                parent = newest_parent(&client, &tag_filter, ctx, &mut sink).await?;
-                args.parent = parent.as_ref().map(|s| s.id.clone());
-                result = run_restic_backup(&client, &args, ctx, &mut sink, &progress).await;
-            }
+            parent = newest_parent(&client, &tag_filter, ctx, &mut sink).await?;
+            args.parent = parent.as_ref().map(|s| s.id.clone());
+            result = run_restic_backup(&client, &args, ctx, &mut sink, &progress).await;
         }
     }
     saver.abort();
@@ -133,43 +131,42 @@ pub async fn run(ctx: &mut TaskContext, plan_id: &str, dry_run: bool) -> Result<
 
     let summary = result.summary;
     let mut snapshot_id = String::new();
-    if let Some(short) = summary.snapshot_id.as_deref().filter(|s| !s.is_empty()) {
-        if !dry_run {
-            // restic < 0.15 prints an 8-character id; the API carries full ids.
-            snapshot_id = client.resolve_snapshot_id(short, &ctx.cancel).await?;
-        }
+    if let Some(short) = summary.snapshot_id.as_deref().filter(|s| !s.is_empty())
+        && !dry_run
+    {
+        // restic < 0.15 prints an 8-character id; the API carries full ids.
+        snapshot_id = client.resolve_snapshot_id(short, &ctx.cancel).await?;
     }
 
     // --skip-if-unchanged where restic can't: compare the new tree with the parent's.
     let mut skipped = false;
-    if plan.skip_if_unchanged && !native_skip && !dry_run && !snapshot_id.is_empty() {
-        if let Some(parent) = &parent {
-            let unchanged =
-                summary.files_new + summary.files_changed + summary.dirs_new + summary.dirs_changed
-                    == 0;
-            if unchanged {
-                let snaps = client
-                    .snapshots(Some(&tag_filter), &ctx.cancel, &mut sink)
-                    .await?;
-                let new_tree = snaps
-                    .iter()
-                    .find(|s| s.id == snapshot_id)
-                    .map(|s| s.tree.clone());
-                if new_tree.as_deref() == Some(parent.tree.as_str()) {
-                    ctx.log.line(&format!(
+    if plan.skip_if_unchanged
+        && !native_skip
+        && !dry_run
+        && !snapshot_id.is_empty()
+        && let Some(parent) = &parent
+    {
+        let unchanged =
+            summary.files_new + summary.files_changed + summary.dirs_new + summary.dirs_changed
+                == 0;
+        if unchanged {
+            let snaps = client
+                .snapshots(Some(&tag_filter), &ctx.cancel, &mut sink)
+                .await?;
+            let new_tree = snaps
+                .iter()
+                .find(|s| s.id == snapshot_id)
+                .map(|s| s.tree.clone());
+            if new_tree.as_deref() == Some(parent.tree.as_str()) {
+                ctx.log.line(&format!(
                         "snapshot {snapshot_id} has the same tree as {}: forgetting it (skip_if_unchanged; restic {} has no --skip-if-unchanged)",
                         parent.id, client.restic.version
                     ));
-                    client
-                        .forget_snapshots(
-                            std::slice::from_ref(&snapshot_id),
-                            &ctx.cancel,
-                            &mut sink,
-                        )
-                        .await?;
-                    snapshot_id.clear();
-                    skipped = true;
-                }
+                client
+                    .forget_snapshots(std::slice::from_ref(&snapshot_id), &ctx.cancel, &mut sink)
+                    .await?;
+                snapshot_id.clear();
+                skipped = true;
             }
         }
     }
@@ -346,17 +343,16 @@ async fn run_restic_backup(
                     });
                     p.dirty = true;
                 }
-                BackupEvent::Error(e) => {
+                BackupEvent::Error(e)
                     if p.backup.errors.len() <= MAX_RECORDED_ERRORS
-                        && !p.backup.errors.iter().any(|x| x.item == e.item)
-                    {
-                        p.backup.errors.push(v1::BackupProgressError {
-                            item: e.item.clone(),
-                            during: e.during.clone(),
-                            message: e.message(),
-                        });
-                        p.dirty = true;
-                    }
+                        && !p.backup.errors.iter().any(|x| x.item == e.item) =>
+                {
+                    p.backup.errors.push(v1::BackupProgressError {
+                        item: e.item.clone(),
+                        during: e.during.clone(),
+                        message: e.message(),
+                    });
+                    p.dirty = true;
                 }
                 _ => {}
             }
@@ -383,10 +379,10 @@ fn spawn_saver(ctx: &TaskContext, progress: Arc<Mutex<Progress>>) -> tokio::task
                 p.backup.clone()
             };
             op.op = Some(Op::OperationBackup(snapshot));
-            if let Ok(mut v) = oplog.update(vec![op.clone()]).await {
-                if let Some(saved) = v.pop() {
-                    op = saved;
-                }
+            if let Ok(mut v) = oplog.update(vec![op.clone()]).await
+                && let Some(saved) = v.pop()
+            {
+                op = saved;
             }
         }
     })

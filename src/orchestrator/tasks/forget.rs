@@ -13,7 +13,7 @@ pub async fn run_plan(ctx: &mut TaskContext, plan_id: &str) -> Result<(), TaskEr
     let plan = ctx.plan(plan_id)?;
     let instance = ctx.config.instance.clone();
     let tags = format!("plan:{},created-by:{instance}", plan.id);
-    let Some(retention) = plan.retention.clone() else {
+    let Some(retention) = plan.retention else {
         return Err(TaskError(format!(
             "plan \"{plan_id}\" has no retention policy"
         )));
@@ -29,11 +29,7 @@ pub async fn run_plan(ctx: &mut TaskContext, plan_id: &str) -> Result<(), TaskEr
 /// The repo-level forget policy (each tag set retained independently).
 pub async fn run_repo(ctx: &mut TaskContext) -> Result<(), TaskError> {
     let repo = ctx.repo()?;
-    let Some(retention) = repo
-        .forget_policy
-        .as_ref()
-        .and_then(|f| f.retention.clone())
-    else {
+    let Some(retention) = repo.forget_policy.as_ref().and_then(|f| f.retention) else {
         return Err(TaskError(format!(
             "repo \"{}\" has no forget policy configured",
             repo.id
@@ -55,7 +51,7 @@ async fn apply(
     let client = ctx.client()?;
     ctx.op_mut().op = Some(Op::OperationForget(v1::OperationForget {
         forget: vec![],
-        policy: Some(retention.clone()),
+        policy: Some(retention),
     }));
     let flags = keep_flags(&retention).map_err(|e| TaskError(format!("forget: {e}")))?;
     if flags.is_empty() {
@@ -101,11 +97,11 @@ async fn mark_forgotten(ctx: &TaskContext, ids: Vec<String>) -> Result<(), TaskE
             .query(&Query::all().repo_guid(&guid).snapshot_id(&id))
             .await?
         {
-            if let Some(Op::OperationIndexSnapshot(i)) = op.op.as_mut() {
-                if !i.forgot {
-                    i.forgot = true;
-                    changed.push(op);
-                }
+            if let Some(Op::OperationIndexSnapshot(i)) = op.op.as_mut()
+                && !i.forgot
+            {
+                i.forgot = true;
+                changed.push(op);
             }
         }
     }

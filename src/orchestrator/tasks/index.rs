@@ -42,10 +42,10 @@ pub async fn run(ctx: &mut TaskContext) -> Result<(), TaskError> {
                 snap.id
             )));
         }
-        if let Some(existing) = indexed.get(&snap.id) {
-            if !matches!(&existing.op, Some(Op::OperationIndexSnapshot(i)) if i.forgot) {
-                continue;
-            }
+        if let Some(existing) = indexed.get(&snap.id)
+            && !matches!(&existing.op, Some(Op::OperationIndexSnapshot(i)) if i.forgot)
+        {
+            continue;
         }
         let backup = backups.get(&snap.id);
         let summary = backup.and_then(|b| match &b.op {
@@ -99,11 +99,11 @@ pub async fn run(ctx: &mut TaskContext) -> Result<(), TaskError> {
         if listed.contains(id.as_str()) {
             continue;
         }
-        if let Some(Op::OperationIndexSnapshot(i)) = op.op.as_mut() {
-            if !i.forgot {
-                i.forgot = true;
-                gone.push(op);
-            }
+        if let Some(Op::OperationIndexSnapshot(i)) = op.op.as_mut()
+            && !i.forgot
+        {
+            i.forgot = true;
+            gone.push(op);
         }
     }
     if !gone.is_empty() {

@@ -239,7 +239,7 @@ pub async fn next_run(
         })
         .map(|o| o.unix_time_end_ms)
         .max()
-        .and_then(|ms| DateTime::from_timestamp_millis(ms));
+        .and_then(DateTime::from_timestamp_millis);
     schedule::next_run(&schedule, last_run, now, &chrono::Local).map_err(TaskError)
 }
 

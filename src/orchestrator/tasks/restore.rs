@@ -57,10 +57,10 @@ pub async fn run(
                 if let Some(Op::OperationRestore(r)) = op.op.as_mut() {
                     r.last_status = Some(entry);
                 }
-                if let Ok(mut v) = oplog.update(vec![op.clone()]).await {
-                    if let Some(saved) = v.pop() {
-                        *op = saved;
-                    }
+                if let Ok(mut v) = oplog.update(vec![op.clone()]).await
+                    && let Some(saved) = v.pop()
+                {
+                    *op = saved;
                 }
             }
         }

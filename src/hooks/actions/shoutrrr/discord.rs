@@ -251,7 +251,7 @@ mod tests {
     async fn a_single_line_is_content() {
         let receiver = Receiver::start_with(204, "").await;
         let (result, log) = send(
-            "discord://secret-token-abc@123456?username=Backrest&thread_id=77".into(),
+            "discord://secret-token-abc@123456?username=Backrest&thread_id=77",
             "Backup done",
             receiver.origin(),
         )
@@ -271,7 +271,7 @@ mod tests {
     async fn several_lines_become_embeds() {
         let receiver = Receiver::start_with(204, "").await;
         let (result, _) = send(
-            "discord://tok@123?title=Backrest&color=0xff0000".into(),
+            "discord://tok@123?title=Backrest&color=0xff0000",
             "one\n\ntwo\nthree\n",
             receiver.origin(),
         )
@@ -291,7 +291,7 @@ mod tests {
     async fn raw_sends_the_message_as_the_payload() {
         let receiver = Receiver::start_with(204, "").await;
         let payload = "{\"content\": \"hi\", \"tts\": true}";
-        let (result, _) = send("discord://tok@123/raw".into(), payload, receiver.origin()).await;
+        let (result, _) = send("discord://tok@123/raw", payload, receiver.origin()).await;
         result.unwrap();
         assert_eq!(receiver.only_request().await.body_text(), payload);
     }
@@ -300,7 +300,7 @@ mod tests {
     async fn without_split_lines_the_text_stays_whole() {
         let receiver = Receiver::start_with(204, "").await;
         let (result, _) = send(
-            "discord://tok@123?splitLines=no".into(),
+            "discord://tok@123?splitLines=no",
             "one\ntwo",
             receiver.origin(),
         )
@@ -315,13 +315,13 @@ mod tests {
     #[tokio::test]
     async fn errors_hide_the_token() {
         let receiver = Receiver::start_with(401, "{\"message\": \"Invalid Webhook Token\"}").await;
-        let (result, _) = send("discord://tok-abcdef@123".into(), "x", receiver.origin()).await;
+        let (result, _) = send("discord://tok-abcdef@123", "x", receiver.origin()).await;
         let err = result.unwrap_err();
         assert_eq!(
             err.message(),
             "shoutrrr: discord: unexpected status 401 Unauthorized: {\"message\": \"Invalid Webhook Token\"}"
         );
-        let (result, _) = send("discord://@123".into(), "x", receiver.origin()).await;
+        let (result, _) = send("discord://@123", "x", receiver.origin()).await;
         assert_eq!(
             result.unwrap_err().message(),
             "shoutrrr: discord: the URL names no token (discord://token@webhookid)"

@@ -243,7 +243,7 @@ mod tests {
     async fn webhook_tokens_post_to_the_webhook() {
         let receiver = Receiver::start_with(200, "ok").await;
         let (result, log) = send(
-            "slack://hook:WNA3PBYV6-F20DUQND3RQ-Webc4MAvoacrpPakR8phF0zi@webhook?color=good&title=Great+News&icon=man-scientist&botname=Shoutrrrbot".into(),
+            "slack://hook:WNA3PBYV6-F20DUQND3RQ-Webc4MAvoacrpPakR8phF0zi@webhook?color=good&title=Great+News&icon=man-scientist&botname=Shoutrrrbot",
             "line one\nline two\n",
             receiver.origin(),
         )
@@ -280,7 +280,7 @@ mod tests {
     async fn bot_tokens_use_the_api() {
         let receiver = Receiver::start_with(200, "{\"ok\": true}").await;
         let (result, _) = send(
-            "slack://xoxb:123456789012-1234567890123-4mt0t4l1YL3g1T5L4cK70k3N@C001CH4NN3L?icon=https://x.test/i.png".into(),
+            "slack://xoxb:123456789012-1234567890123-4mt0t4l1YL3g1T5L4cK70k3N@C001CH4NN3L?icon=https://x.test/i.png",
             "hi",
             receiver.origin(),
         )
@@ -301,7 +301,7 @@ mod tests {
 
         receiver.answer(200, "{\"ok\": false, \"error\": \"channel_not_found\"}");
         let (result, _) = send(
-            "slack://xoxb:123456789012-1234567890123-4mt0t4l1YL3g1T5L4cK70k3N@C001CH4NN3L".into(),
+            "slack://xoxb:123456789012-1234567890123-4mt0t4l1YL3g1T5L4cK70k3N@C001CH4NN3L",
             "hi",
             receiver.origin(),
         )
@@ -321,7 +321,7 @@ mod tests {
             err.message(),
             "shoutrrr: slack: webhook answered 404 Not Found: no_service"
         );
-        let (result, _) = send("slack://hook:nope@webhook".into(), "hi", receiver.origin()).await;
+        let (result, _) = send("slack://hook:nope@webhook", "hi", receiver.origin()).await;
         assert_eq!(
             result.unwrap_err().message(),
             "shoutrrr: slack: the URL holds no valid token (slack://hook:T-B-X@webhook or slack://xoxb:T-B-X@channel)"
