@@ -1145,8 +1145,12 @@ async fn parallel_across_repos_serial_per_repo() {
 // 5. The oplog survives kill -9
 // ---------------------------------------------------------------------------
 
+/// An operation's outcome: status, message, start and end (ms), snapshot id,
+/// plan id, flow id.
+type OutcomeFields = (String, String, i64, i64, String, String, i64);
+
 /// The fields that make an operation's outcome, keyed by id.
-fn outcome_fields(ops: &[Value]) -> BTreeMap<i64, (String, String, i64, i64, String, String, i64)> {
+fn outcome_fields(ops: &[Value]) -> BTreeMap<i64, OutcomeFields> {
     ops.iter()
         .map(|o| {
             (
@@ -1229,7 +1233,7 @@ async fn oplog_survives_kill9() {
         .unwrap();
     let stored = oplog.query(&Query::all()).await.unwrap();
     oplog.close().await;
-    let direct: BTreeMap<i64, (String, String, i64, i64, String, String, i64)> = stored
+    let direct: BTreeMap<i64, OutcomeFields> = stored
         .iter()
         .map(|o| {
             let st = v1::OperationStatus::try_from(o.status)

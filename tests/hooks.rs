@@ -571,11 +571,11 @@ async fn chaining_hook_starts_the_next_plan() {
             .unwrap();
         let v: Value = r.json().await.unwrap();
         let list = v["operations"].as_array().cloned().unwrap_or_default();
-        if let Some(b) = of_kind(&list, "operationBackup").first() {
-            if b["status"] == "STATUS_SUCCESS" {
-                assert_eq!(str_of(&b["snapshotId"]).len(), 64, "{b}");
-                break;
-            }
+        if let Some(b) = of_kind(&list, "operationBackup").first()
+            && b["status"] == "STATUS_SUCCESS"
+        {
+            assert_eq!(str_of(&b["snapshotId"]).len(), 64, "{b}");
+            break;
         }
         assert!(
             Instant::now() < deadline,
