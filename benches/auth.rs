@@ -17,77 +17,25 @@
 //! Basic ≥ 50% of Bearer requests per second. Knobs: `BENCH_SECS` (seconds
 //! per case, default 3), `BENCH_STRICT=1` (exit 1 if the target fails).
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{BIN, ServerProc, env_flag, env_num, loadavg, pass};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_backrest-rs");
 const USER: &str = "bench";
 const PASS: &str = "bench-password-1";
 const TARGET_RATIO: f64 = 0.5;
 
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-struct ServerProc {
-    child: Child,
-    base: String,
-}
-
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// The release binary on `dir` with `env` added.
 fn start_server(dir: &Path, env: &[(&str, &str)]) -> ServerProc {
-    std::fs::create_dir_all(dir).unwrap();
-    let stderr = std::fs::File::create(dir.join("server.log")).unwrap();
-    let mut cmd = Command::new(BIN);
-    cmd.arg("-data-dir")
-        .arg(dir.join("data"))
-        .arg("-config-file")
-        .arg(dir.join("config").join("config.json"))
-        .arg("-bind-address")
-        .arg("127.0.0.1:0")
-        .env("HOME", dir)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn backrest-rs");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("backrest-rs listening on ") {
-                let _ = tx.send(addr.to_string());
-            }
-        }
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(base) => ServerProc { child, base },
-        Err(_) => {
-            let _ = child.kill();
-            panic!(
-                "server did not start: {}",
-                std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
-            );
-        }
-    }
+    let mut cmd = ServerProc::command(BIN, dir, dir);
+    cmd.envs(env.iter().copied());
+    ServerProc::spawn(cmd, dir)
 }
 
 #[derive(Clone)]
@@ -184,12 +132,11 @@ async fn measure(base: &str, cred: &Cred, conns: usize, secs: f64) -> f64 {
 }
 
 fn main() {
-    // reqwest has rustls without a default crypto provider (see Cargo.toml).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    common::install_crypto_provider();
     // `cargo bench` passes `--bench`; nothing else to parse.
     let secs = env_num("BENCH_SECS", 3) as f64;
     let conc = env_num("BENCH_CONCURRENCY", 8) as usize;
-    let strict = std::env::var("BENCH_STRICT").is_ok_and(|v| v == "1");
+    let strict = env_flag("BENCH_STRICT");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -202,7 +149,7 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         loadavg()
     );
-    let mut pass = true;
+    let mut all_ok = true;
     rt.block_on(async {
         let server = start_server(&tmp.path().join("cached"), &[]);
         let c = reqwest::Client::new();
@@ -226,13 +173,13 @@ fn main() {
             }
             let ratio = best.1 / best.0;
             let ok = ratio >= TARGET_RATIO;
-            pass &= ok;
+            all_ok &= ok;
             println!(
                 "| {conns} | {:.0} | {:.0} | {:.0}% | {} |",
                 best.0,
                 best.1,
                 ratio * 100.0,
-                if ok { "PASS" } else { "FAIL" }
+                pass(ok)
             );
         }
         drop(server);
@@ -255,15 +202,9 @@ fn main() {
     println!("load average after: {}", loadavg());
     println!(
         "{}: Basic ≥ 50% of Bearer requests per second",
-        if pass { "PASS" } else { "FAIL" }
+        pass(all_ok)
     );
-    if strict && !pass {
+    if strict && !all_ok {
         std::process::exit(1);
     }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }

@@ -44,32 +44,30 @@
 //! `BENCH_SERVER_BIN` (another server binary), `BENCH_RESTIC` (restic binary,
 //! default `restic` on PATH; the server gets the same one).
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backrest_rs::pb::v1::{ListSnapshotsRequest, ResticSnapshotList};
+use common::{
+    Rng, ServerProc, Verdict, env_flag, env_num, loadavg, ms, pass, proc_stat_fields, server_bin,
+    sh, stats, ticks_ms, want,
+};
 use prost::Message;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_backrest-rs");
 const INSTANCE: &str = "bench-host";
 const PLAN: &str = "big";
 const LIST_PLAN: &str = "list";
 const PASSWORD: &str = "bench-pw";
 /// Backup RPC overhead allowance: this fraction of plain restic, plus one repo-open.
 const TARGET_FRACTION: f64 = 0.05;
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn env_f64(name: &str, default: f64) -> f64 {
     std::env::var(name)
@@ -85,50 +83,8 @@ fn restic_bin() -> String {
 // ---------------------------------------------------------------------------
 // Statistics and machine context
 
-struct Stats {
-    n: usize,
-    min: f64,
-    median: f64,
-    p90: f64,
-    max: f64,
-}
-
-fn stats(samples: &[f64]) -> Stats {
-    let mut s = samples.to_vec();
-    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = s.len();
-    assert!(n > 0, "no samples");
-    let median = if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    };
-    let p90 = s[((n as f64 * 0.9).ceil() as usize).clamp(1, n) - 1];
-    Stats {
-        n,
-        min: s[0],
-        median,
-        p90,
-        max: s[n - 1],
-    }
-}
-
 fn median(samples: &[f64]) -> f64 {
     stats(samples).median
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn pass(ok: bool) -> &'static str {
-    if ok { "PASS" } else { "FAIL" }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 fn load1() -> f64 {
@@ -137,15 +93,6 @@ fn load1() -> f64 {
         .next()
         .and_then(|v| v.parse().ok())
         .unwrap_or(f64::NAN)
-}
-
-fn sh(cmd: &str) -> String {
-    Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
 }
 
 /// Waits until the 1-minute load average is below `BENCH_MAX_LOAD`.
@@ -223,15 +170,7 @@ impl LoadSampler {
 // ---------------------------------------------------------------------------
 // The source tree (restic.md's gentree, in Rust)
 
-struct Rng(u64);
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
     fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
@@ -554,33 +493,18 @@ fn backup_summary(stdout: &str) -> Value {
 // ---------------------------------------------------------------------------
 // Server process and the restic processes it starts
 
-struct ServerProc {
-    child: Child,
-    base: String,
-}
-
 impl ServerProc {
+    /// The server binary on `dir` with `HOME=home` (the cache folder plain
+    /// restic uses too), none of the user's restic settings, and restic from
+    /// `BENCH_RESTIC` if set.
     fn start(dir: &Path, home: &Path) -> ServerProc {
-        let bin = std::env::var("BENCH_SERVER_BIN").unwrap_or_else(|_| BIN.to_string());
-        let stderr = std::fs::File::create(dir.join("server.log")).expect("server log file");
-        let mut cmd = Command::new(bin);
-        cmd.arg("-data-dir")
-            .arg(dir.join("data"))
-            .arg("-config-file")
-            .arg(dir.join("config").join("config.json"))
-            .arg("-bind-address")
-            .arg("127.0.0.1:0")
-            .env("HOME", home)
-            .env_remove("RUST_LOG")
-            .env_remove("XDG_CACHE_HOME")
+        let mut cmd = ServerProc::command(&server_bin(), dir, home);
+        cmd.env_remove("XDG_CACHE_HOME")
             .env_remove("RESTIC_CACHE_DIR")
             .env_remove("RESTIC_PASSWORD")
             .env_remove("RESTIC_PASSWORD_FILE")
             .env_remove("RESTIC_PASSWORD_COMMAND")
-            .env_remove("RESTIC_REPOSITORY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr);
+            .env_remove("RESTIC_REPOSITORY");
         if let Ok(r) = std::env::var("BENCH_RESTIC") {
             cmd.arg("-restic-cmd").arg(r);
         }
@@ -592,54 +516,13 @@ impl ServerProc {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().expect("spawn backrest-rs");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("backrest-rs listening on ") {
-                    let _ = tx.send(addr.to_string());
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(base) => ServerProc { child, base },
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "server did not start; stderr:\n{}",
-                    std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
-                );
-            }
-        }
+        ServerProc::spawn(cmd, dir)
     }
 
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// CPU ms of the server's waited-for children (cutime + cstime).
+    /// CPU ms of the server's waited-for children (cutime + cstime, fields 16 and 17).
     fn children_cpu_ms(&self) -> f64 {
-        let f = proc_stat_fields(self.pid()).unwrap_or_default();
-        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        // After "(comm)": index 0 = state (field 3); cutime = field 16, cstime = 17.
-        (ticks(13) + ticks(14)) * 10.0
+        ticks_ms(&proc_stat_fields(self.pid()).unwrap_or_default(), &[13, 14])
     }
-}
-
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The fields of /proc/PID/stat after "(comm)".
-fn proc_stat_fields(pid: u32) -> Option<Vec<String>> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = s.rsplit_once(')')?.1;
-    Some(rest.split_whitespace().map(String::from).collect())
 }
 
 #[derive(Clone, Debug)]
@@ -709,10 +592,7 @@ impl Watcher {
                                     let mut calls = c2.lock().unwrap();
                                     let c = &mut calls[*idx];
                                     c.last_seen = now;
-                                    let t = |i: usize| {
-                                        f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-                                    };
-                                    c.cpu_ms = (t(11) + t(12)) * 10.0;
+                                    c.cpu_ms = ticks_ms(&f, &[11, 12]);
                                 }
                             }
                             None => {
@@ -735,15 +615,12 @@ impl Watcher {
                                     a.rsplit('/').next().unwrap_or("").contains("restic")
                                 });
                                 if is_restic {
-                                    let t = |i: usize| {
-                                        f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-                                    };
                                     let mut calls = c2.lock().unwrap();
                                     calls.push(ResticCall {
                                         args,
                                         first_seen: now,
                                         last_seen: now,
-                                        cpu_ms: (t(11) + t(12)) * 10.0,
+                                        cpu_ms: ticks_ms(&f, &[11, 12]),
                                         running: true,
                                     });
                                     known.insert(pid, Some(calls.len() - 1));
@@ -931,15 +808,21 @@ async fn wait_indexed(api: &Api, watcher: &Watcher, snapshot: &str) {
 
 // ---------------------------------------------------------------------------
 
-struct Verdict {
-    name: String,
-    value: String,
-    ok: bool,
+/// What both parts measure with: the server, its restic watcher, and
+/// where the trees, repositories and restic's cache go.
+#[derive(Clone, Copy)]
+struct Bench<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    api: &'a Api,
+    watcher: &'a Watcher,
+    server: &'a ServerProc,
+    tmp: &'a Path,
+    /// HOME of the server and of plain restic: one cache folder for both.
+    home: &'a Path,
 }
 
 fn main() {
-    // reqwest has rustls without a default crypto provider (see Cargo.toml).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    common::install_crypto_provider();
     let rounds = env_num("BENCH_ROUNDS", 5).max(1) as usize;
     let changed_rounds = env_num("BENCH_CHANGED_ROUNDS", 3) as usize;
     let n_snaps = env_num("BENCH_SNAPSHOTS", 1000) as usize;
@@ -948,9 +831,7 @@ fn main() {
     let jobs = env_num("BENCH_JOBS", 4).max(1) as usize;
     let files = env_num("BENCH_FILES", 10_000).max(100) as usize;
     let tree_mb = env_num("BENCH_TREE_MB", 200).max(1) as usize;
-    let strict = std::env::var("BENCH_STRICT").is_ok_and(|v| v == "1");
-    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
-    let want = |s: &str| only.is_empty() || only.split(',').any(|o| o.trim() == s);
+    let strict = env_flag("BENCH_STRICT");
 
     println!("== backrest-rs restic engine benchmark ==");
     println!("date:        {}", sh("date -u '+%Y-%m-%d %H:%M UTC'"));
@@ -966,10 +847,7 @@ fn main() {
         sh(&format!("{} version", restic_bin())),
         sh(&format!("command -v {}", restic_bin()))
     );
-    println!(
-        "server:      {}",
-        std::env::var("BENCH_SERVER_BIN").unwrap_or_else(|_| BIN.to_string())
-    );
+    println!("server:      {}", server_bin());
     println!(
         "source:      git {}{}",
         sh("git rev-parse --short HEAD 2>/dev/null"),
@@ -1010,76 +888,46 @@ fn main() {
         api.ok("SetConfig", cfg).await;
     });
 
+    let bench = Bench {
+        rt: &rt,
+        api: &api,
+        watcher: &watcher,
+        server: &server,
+        tmp: tmp.path(),
+        home: &home,
+    };
     let mut verdicts: Vec<Verdict> = Vec::new();
 
     if want("backup") {
-        backup_part(
-            &rt,
-            &api,
-            &watcher,
-            &server,
-            tmp.path(),
-            &home,
-            files,
-            tree_mb,
-            rounds,
-            changed_rounds,
-            &mut verdicts,
-        );
+        backup_part(bench, files, tree_mb, rounds, changed_rounds, &mut verdicts);
     }
     if want("list") {
-        list_part(
-            &rt,
-            &api,
-            &watcher,
-            &server,
-            tmp.path(),
-            &home,
-            n_snaps,
-            jobs,
-            list_iters,
-            live_iters,
-            &mut verdicts,
-        );
+        list_part(bench, n_snaps, jobs, list_iters, live_iters, &mut verdicts);
     }
 
     drop(watcher);
     drop(server);
     drop(tmp);
 
-    println!("load avg:    {} (end)", loadavg());
-    println!("== summary ==");
-    for v in &verdicts {
-        println!("{:<4} {:<62} {}", pass(v.ok), v.name, v.value);
-    }
-    let all = verdicts.iter().all(|v| v.ok);
-    println!(
-        "{}",
-        if all {
-            "ALL TARGETS MET"
-        } else {
-            "SOME TARGETS MISSED"
-        }
-    );
-    if strict && !all {
-        std::process::exit(1);
-    }
+    common::finish(&verdicts, 62, strict);
 }
 
-#[allow(clippy::too_many_arguments)]
 fn backup_part(
-    rt: &tokio::runtime::Runtime,
-    api: &Api,
-    watcher: &Watcher,
-    server: &ServerProc,
-    tmp: &Path,
-    home: &Path,
+    bench: Bench,
     files: usize,
     tree_mb: usize,
     rounds: usize,
     changed_rounds: usize,
     verdicts: &mut Vec<Verdict>,
 ) {
+    let Bench {
+        rt,
+        api,
+        watcher,
+        server,
+        tmp,
+        home,
+    } = bench;
     // ---- The tree and the repository ----------------------------------------
     let tree = tmp.join("tree");
     let t = Instant::now();
@@ -1485,20 +1333,22 @@ fn print_breakdown(calls: &[Vec<ResticCall>], rpc: &[f64], repo_open: f64) {
     );
 }
 
-#[allow(clippy::too_many_arguments)]
 fn list_part(
-    rt: &tokio::runtime::Runtime,
-    api: &Api,
-    watcher: &Watcher,
-    server: &ServerProc,
-    tmp: &Path,
-    home: &Path,
+    bench: Bench,
     n_snaps: usize,
     jobs: usize,
     list_iters: usize,
     live_iters: usize,
     verdicts: &mut Vec<Verdict>,
 ) {
+    let Bench {
+        rt,
+        api,
+        watcher,
+        server,
+        tmp,
+        home,
+    } = bench;
     // ---- A repository with n_snaps snapshots ----------------------------------
     let tiny = tmp.join("tiny");
     std::fs::create_dir_all(&tiny).unwrap();

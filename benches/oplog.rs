@@ -20,9 +20,10 @@
 //! `BENCH_ONLY=rss,query,insert` (run only some sections; `sql` adds the
 //! slow comparison of SQL alternatives, which no default run includes).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use backrest_rs::oplog::{OpLog, Query};
@@ -33,15 +34,11 @@ use backrest_rs::pb::v1::{
     OperationStatus, RepoStats, ResticSnapshot, RetentionPolicy, SnapshotSummary,
     backup_progress_entry, hook, operation, retention_policy,
 };
+use common::{
+    Rng, ServerProc, Stats, Verdict, env_flag, env_num, loadavg, ms, pass, pid_cpu_ms, server_bin,
+    sh, stats, want,
+};
 use prost::Message;
-
-const BIN: &str = env!("CARGO_BIN_EXE_backrest-rs");
-
-/// The server binary: the release build cargo made for this bench, or
-/// `BENCH_SERVER_BIN` (e.g. a build with debug symbols, for `perf`).
-fn server_bin() -> String {
-    std::env::var("BENCH_SERVER_BIN").unwrap_or_else(|_| BIN.to_string())
-}
 
 const PLANS: usize = 20;
 const REPOS: usize = 3;
@@ -55,26 +52,10 @@ const TARGET_10K_MS: f64 = 60.0;
 const TARGET_INSERTS_PER_S: f64 = 5000.0;
 const TARGET_IDLE_RSS_MB: f64 = 20.0;
 
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 // ---------------------------------------------------------------------------
 // Deterministic data
 
-/// splitmix64: deterministic, no dependency.
-struct Rng(u64);
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
     fn range(&mut self, lo: i64, hi: i64) -> i64 {
         lo + (self.next() % ((hi - lo) as u64 + 1)) as i64
     }
@@ -405,64 +386,10 @@ impl Generator {
 // ---------------------------------------------------------------------------
 // Server process
 
-/// User + system CPU time a process has used so far, in ms (10 ms ticks).
-fn pid_cpu_ms(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the ")" of the command name: state is field 3; utime 14, stime 15.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let hz = 100.0; // USER_HZ on Linux
-    (ticks(11) + ticks(12)) * 1000.0 / hz
-}
-
-/// The release binary, running on a temp dir; killed (SIGKILL) and reaped on drop.
-struct ServerProc {
-    child: Child,
-    base: String,
-}
-
 impl ServerProc {
+    /// The server binary on `dir`, with `HOME` there too.
     fn start(dir: &Path) -> ServerProc {
-        let stderr = std::fs::File::create(dir.join("server.log")).expect("server log file");
-        let mut child = Command::new(server_bin())
-            .arg("-data-dir")
-            .arg(dir.join("data"))
-            .arg("-config-file")
-            .arg(dir.join("config").join("config.json"))
-            .arg("-bind-address")
-            .arg("127.0.0.1:0")
-            .env("HOME", dir)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn backrest-rs");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("backrest-rs listening on ") {
-                    let _ = tx.send(addr.to_string());
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(base) => ServerProc { child, base },
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "server did not start; stderr:\n{}",
-                    std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
-                );
-            }
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
+        ServerProc::spawn(ServerProc::command(&server_bin(), dir, dir), dir)
     }
 
     /// (VmRSS, VmHWM) in MiB.
@@ -515,50 +442,8 @@ impl ServerProc {
     }
 }
 
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 // ---------------------------------------------------------------------------
-// Statistics
-
-struct Stats {
-    n: usize,
-    min: f64,
-    median: f64,
-    p90: f64,
-    max: f64,
-}
-
-fn stats(samples_ms: &[f64]) -> Stats {
-    let mut s = samples_ms.to_vec();
-    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = s.len();
-    let median = if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    };
-    let p90 = s[((n as f64 * 0.9).ceil() as usize).clamp(1, n) - 1];
-    Stats {
-        n,
-        min: s[0],
-        median,
-        p90,
-        max: s[n - 1],
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn pass(ok: bool) -> &'static str {
-    if ok { "PASS" } else { "FAIL" }
-}
+// Formatting
 
 fn human_bytes(n: usize) -> String {
     if n >= 1 << 20 {
@@ -568,21 +453,6 @@ fn human_bytes(n: usize) -> String {
     } else {
         format!("{n} B")
     }
-}
-
-fn sh(cmd: &str) -> String {
-    Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------
@@ -640,18 +510,16 @@ fn decode_count(wire: Wire, body: &[u8]) -> usize {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run_case(
     client: &reqwest::Client,
-    base: &str,
-    server_pid: u32,
+    server: &ServerProc,
     plan: &str,
     last_n: i64,
     wire: Wire,
     iters: usize,
     expect: usize,
 ) -> CaseResult {
-    let url = format!("{base}/v1.Backrest/GetOperations");
+    let url = format!("{}/v1.Backrest/GetOperations", server.base);
     let body: Vec<u8> = match wire {
         Wire::Proto => GetOperationsRequest {
             selector: Some(OpSelector {
@@ -676,7 +544,7 @@ async fn run_case(
     let mut cpu_start = 0.0;
     for i in 0..(3 + iters) {
         if i == 3 {
-            cpu_start = pid_cpu_ms(server_pid);
+            cpu_start = pid_cpu_ms(server.pid());
         }
         let mut req = client
             .post(&url)
@@ -713,7 +581,7 @@ async fn run_case(
             decode_ms.push(dms);
         }
     }
-    let server_cpu_ms = (pid_cpu_ms(server_pid) - cpu_start) / iters as f64;
+    let server_cpu_ms = (pid_cpu_ms(server.pid()) - cpu_start) / iters as f64;
     CaseResult {
         server_cpu_ms,
         plan: plan.to_string(),
@@ -1123,16 +991,13 @@ async fn insert_reference(db: &Path, template: &Operation) -> (f64, f64) {
 // ---------------------------------------------------------------------------
 
 fn main() {
-    // reqwest has rustls without a default crypto provider (see Cargo.toml).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    common::install_crypto_provider();
     // `cargo bench` passes `--bench`; ignore all arguments.
     let n_ops = env_num("BENCH_OPS", 100_000) as usize;
     let iters = env_num("BENCH_ITERS", 50).max(30) as usize;
     let insert_secs = env_num("BENCH_INSERT_SECS", 3).max(1);
-    let strict = std::env::var("BENCH_STRICT").is_ok_and(|v| v == "1");
-    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
-    let want = |section: &str| only.is_empty() || only.split(',').any(|s| s.trim() == section);
-    let keep = std::env::var("BENCH_KEEP_SERVER").is_ok_and(|v| v == "1");
+    let strict = env_flag("BENCH_STRICT");
+    let keep = env_flag("BENCH_KEEP_SERVER");
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -1164,7 +1029,7 @@ fn main() {
     println!("binary:      {}", server_bin());
     println!();
 
-    let mut verdicts: Vec<(String, String, bool)> = vec![];
+    let mut verdicts: Vec<Verdict> = vec![];
 
     if want("rss") {
         // ---- Idle RSS -------------------------------------------------------
@@ -1185,7 +1050,11 @@ fn main() {
         );
         let ok = idle_rss <= TARGET_IDLE_RSS_MB;
         println!("target idle RSS <= {TARGET_IDLE_RSS_MB} MB: {}", pass(ok));
-        verdicts.push(("idle RSS <= 20 MB".into(), format!("{idle_rss:.1} MiB"), ok));
+        verdicts.push(Verdict {
+            name: "idle RSS <= 20 MB".into(),
+            value: format!("{idle_rss:.1} MiB"),
+            ok,
+        });
         println!();
     }
 
@@ -1291,34 +1160,10 @@ fn main() {
         let results: Vec<CaseResult> = rt.block_on(async {
             let mut out = vec![];
             for (n, wire) in cases {
-                out.push(
-                    run_case(
-                        &client,
-                        &server.base,
-                        server.pid(),
-                        BIG_PLAN,
-                        n,
-                        wire,
-                        iters,
-                        n as usize,
-                    )
-                    .await,
-                );
+                out.push(run_case(&client, &server, BIG_PLAN, n, wire, iters, n as usize).await);
             }
             for wire in [Wire::Json, Wire::Proto] {
-                out.push(
-                    run_case(
-                        &client,
-                        &server.base,
-                        server.pid(),
-                        SMALL_PLAN,
-                        1000,
-                        wire,
-                        iters,
-                        1000,
-                    )
-                    .await,
-                );
+                out.push(run_case(&client, &server, SMALL_PLAN, 1000, wire, iters, 1000).await);
             }
             out
         });
@@ -1369,15 +1214,15 @@ fn main() {
             );
             assert_eq!(r.stats.n, iters);
             if !info {
-                verdicts.push((
-                    format!(
+                verdicts.push(Verdict {
+                    name: format!(
                         "GetOperations lastN={} {} median <= {target} ms",
                         r.last_n,
                         r.wire.name()
                     ),
-                    format!("{:.2} ms", r.stats.median),
+                    value: format!("{:.2} ms", r.stats.median),
                     ok,
-                ));
+                });
             }
         }
         println!(
@@ -1448,7 +1293,7 @@ fn main() {
             );
             pool.close().await;
             // Slow (minutes); only when asked for by name.
-            if only.split(',').any(|s| s.trim() == "sql") {
+            if common::asked_for("sql") {
                 sql_alternatives(&db).await;
             }
         });
@@ -1550,30 +1395,14 @@ fn main() {
         );
         let ok = rate >= TARGET_INSERTS_PER_S;
         println!("target >= {TARGET_INSERTS_PER_S} ops/s: {}", pass(ok));
-        verdicts.push((
-            format!("insert rate >= {TARGET_INSERTS_PER_S} ops/s"),
-            format!("{rate:.0} ops/s"),
+        verdicts.push(Verdict {
+            name: format!("insert rate >= {TARGET_INSERTS_PER_S} ops/s"),
+            value: format!("{rate:.0} ops/s"),
             ok,
-        ));
+        });
         println!();
     }
 
     // ---- Summary -----------------------------------------------------------
-    println!("load avg:    {} (end)", loadavg());
-    println!("== summary ==");
-    for (name, value, ok) in &verdicts {
-        println!("{:<4} {:<48} {value}", pass(*ok), name);
-    }
-    let all = verdicts.iter().all(|v| v.2);
-    println!(
-        "{}",
-        if all {
-            "ALL TARGETS MET"
-        } else {
-            "SOME TARGETS MISSED"
-        }
-    );
-    if strict && !all {
-        std::process::exit(1);
-    }
+    common::finish(&verdicts, 48, strict);
 }
