@@ -116,6 +116,27 @@ struct Writer {
     groups: HashMap<GroupKey, i64>,
 }
 
+impl Writer {
+    /// The connection with the counters and group cache beside it (borrowed
+    /// together, for one write); an error once the log is closed.
+    fn parts(
+        &mut self,
+    ) -> Result<
+        (
+            &mut SqliteConnection,
+            &mut Counters,
+            &mut HashMap<GroupKey, i64>,
+        ),
+        OpLogError,
+    > {
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or(OpLogError::Db(sqlx::Error::PoolClosed))?;
+        Ok((conn, &mut self.counters, &mut self.groups))
+    }
+}
+
 /// The tuple an `operation_groups` row stands for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct GroupKey {
@@ -406,14 +427,7 @@ impl Inner {
             return Ok(ops);
         }
         let mut writer = self.writer.lock().await;
-        let Writer {
-            conn,
-            counters,
-            groups,
-        } = &mut *writer;
-        let conn = conn
-            .as_mut()
-            .ok_or(OpLogError::Db(sqlx::Error::PoolClosed))?;
+        let (conn, counters, groups) = writer.parts()?;
         let mut next = *counters;
         for op in &mut ops {
             next.last_id += 1;
@@ -461,14 +475,7 @@ impl Inner {
             return Ok(ops);
         }
         let mut writer = self.writer.lock().await;
-        let Writer {
-            conn,
-            counters,
-            groups,
-        } = &mut *writer;
-        let conn = conn
-            .as_mut()
-            .ok_or(OpLogError::Db(sqlx::Error::PoolClosed))?;
+        let (conn, counters, groups) = writer.parts()?;
         let mut next = *counters;
         for op in &mut ops {
             next.last_modno += 1;
@@ -518,10 +525,7 @@ impl Inner {
         }
         let json = query::json_array(ids.iter().copied());
         let mut writer = self.writer.lock().await;
-        let conn = writer
-            .conn
-            .as_mut()
-            .ok_or(OpLogError::Db(sqlx::Error::PoolClosed))?;
+        let (conn, _, _) = writer.parts()?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let rows = sqlx::query!(
             "SELECT id, operation FROM operations WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
@@ -566,14 +570,7 @@ impl Inner {
         F: FnMut(Operation) -> Option<Operation>,
     {
         let mut writer = self.writer.lock().await;
-        let Writer {
-            conn,
-            counters,
-            groups,
-        } = &mut *writer;
-        let conn = conn
-            .as_mut()
-            .ok_or(OpLogError::Db(sqlx::Error::PoolClosed))?;
+        let (conn, counters, groups) = writer.parts()?;
         let mut next = *counters;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let selected = read::fetch(&mut tx, &q, true).await?;
