@@ -130,15 +130,8 @@ async fn collect_tail<R: AsyncRead + Unpin>(mut r: R) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::restic::process::tests::sh;
     use std::time::Duration;
-
-    fn sh(script: &str) -> Invocation {
-        Invocation {
-            program: "/bin/sh".into(),
-            args: vec!["-c".into(), script.into()],
-            ..Default::default()
-        }
-    }
 
     #[tokio::test]
     async fn streams_stdout_and_reports_success() {

@@ -242,10 +242,11 @@ async fn pump<R: AsyncRead + Unpin>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sh(script: &str) -> Invocation {
+    /// `/bin/sh -c script`, for tests of code that runs processes.
+    pub(crate) fn sh(script: &str) -> Invocation {
         Invocation {
             program: "/bin/sh".into(),
             args: vec!["-c".into(), script.into()],
