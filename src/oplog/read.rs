@@ -184,16 +184,10 @@ impl EncodedOperations {
     }
 
     /// Each operation's id and stored bytes, by id.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (i64, &[u8])> + Clone + '_ {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (i64, &[u8])> + '_ {
         self.entries
             .iter()
             .map(|e| (e.id, &self.blobs[e.offset..e.offset + e.len]))
-    }
-
-    /// The `i`-th operation (by id): its id and stored bytes.
-    pub fn get(&self, i: usize) -> Option<(i64, &[u8])> {
-        let e = self.entries.get(i)?;
-        Some((e.id, &self.blobs[e.offset..e.offset + e.len]))
     }
 
     /// The operations, decoded.
